@@ -1,0 +1,1 @@
+"""Device models of the machine: one module a device."""

@@ -1,0 +1,67 @@
+"""Render the project's descriptions (``specs/``) into C headers and linker inputs through ``templates/``.
+
+Rendering is deterministic: sorted keys, no timestamps, fixed newlines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from specs import Target
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _c_value(value) -> str:
+    """A description value as a C constant expression."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return f"0x{value:X}ULL" if value > 0xFFFFFFFF else (f"0x{value:X}" if value > 255 else str(value))
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return '"' + ",".join(str(v) for v in value) + '"'
+    raise TypeError(f"cannot render {value!r} as a C constant")
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment every gen2hal template is rendered in (strict: an unknown name is an error)."""
+    if not TEMPLATES_DIR.is_dir():
+        raise FileNotFoundError(f"templates folder not found: {TEMPLATES_DIR}")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["c_value"] = _c_value
+    return env
+
+
+def render(template: str, **context) -> str:
+    """Render ``templates/<template>`` with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def target_header(target: Target) -> str:
+    """``target_abi.h``: the target's structure offsets, vectors, IRQLs and addresses for the C side."""
+    return render("target_abi.h.j2", target=target)
+
+
+def export_def(target: Target) -> str:
+    """The ``.def`` file that makes the linker export exactly the target's names."""
+    return render("hal_exports.def.j2", target=target)
+
+
+def import_defs(target: Target) -> dict[str, str]:
+    """One ``.def`` per module the target lets a HAL import from, keyed by module name."""
+    modules: dict[str, list[str]] = {}
+    for name in sorted(target.allowed_imports):
+        modules.setdefault(target.module_of(name), []).append(name)
+    return {
+        module: render("module_imports.def.j2", target=target, module=module, names=names)
+        for module, names in sorted(modules.items())
+    }

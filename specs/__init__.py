@@ -1,0 +1,195 @@
+"""The project's own facts as data: target kernel ABIs, the Hyper-V interface, the machine platforms.
+
+Both the C side (headers rendered from these files by the templates in ``templates/``) and the machine model
+read them, so the two cannot drift apart.  ``load_target(name)`` returns a checked ``Target``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPECS_DIR = Path(__file__).resolve().parent
+TARGETS_DIR = SPECS_DIR / "targets"
+
+#: Structure sections every target description carries (field tables of {offset, type}).
+STRUCT_SECTIONS = (
+    "kpcr",
+    "kprcb",
+    "loader_block",
+    "loader_extension",
+    "configuration_component_data",
+    "acpi_bios_node",
+    "ktrap_frame",
+)
+FIELD_TYPES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "u128": 16, "ptr": 8, "list": 16, "struct": 0}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_@?$]*$")
+
+
+class SpecError(ValueError):
+    """A description file is missing, unreadable or has a field that is not what it should be."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One structure field the HAL touches."""
+
+    name: str
+    offset: int
+    type: str
+    count: int = 1
+    confidence: str = "high"
+
+
+@dataclass(frozen=True)
+class Struct:
+    """A kernel structure as far as the HAL touches it, plus plain constants stored beside its fields."""
+
+    name: str
+    fields: dict[str, Field]
+    constants: dict[str, object]
+
+    def offset(self, field_name: str) -> int:
+        """Offset of ``field_name``; raises ``SpecError`` naming the structure when it is not described."""
+        try:
+            return self.fields[field_name].offset
+        except KeyError:
+            raise SpecError(f"{self.name}: no field {field_name!r} in the target description") from None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A kernel ABI a hal.dll is built for."""
+
+    name: str
+    path: Path
+    title: str
+    kernel_module: str
+    exports: tuple[str, ...]
+    data_exports: frozenset[str]
+    allowed_imports: frozenset[str]
+    import_modules: dict[str, str]  # name -> module, for names not imported from the kernel
+    data_imports: frozenset[str]
+    kernel_required_exports: tuple[str, ...]
+    link: dict
+    compile: dict
+    abi: dict
+    irql: dict[str, int]
+    vectors: dict[str, int]
+    addresses: dict[str, int]
+    structs: dict[str, Struct] = field(default_factory=dict)
+    gdt: dict[str, int] = field(default_factory=dict)
+
+    def module_of(self, name: str) -> str:
+        """The module an allowed import is bound to (the kernel unless the description says otherwise)."""
+        return self.import_modules.get(name, self.kernel_module)
+
+
+def target_names() -> list[str]:
+    """Names of the targets described in ``specs/targets``, sorted."""
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def read_name_list(path: Path) -> tuple[str, ...]:
+    """Read a one-name-a-line list (``#`` comments, blank lines ignored); duplicates and bad names are errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read name list: {exc.strerror}") from None
+    names: list[str] = []
+    seen: set[str] = set()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not _NAME_RE.match(line):
+            raise SpecError(f"{path}:{lineno}: {line!r} is not a symbol name")
+        if line in seen:
+            raise SpecError(f"{path}:{lineno}: {line!r} listed twice")
+        seen.add(line)
+        names.append(line)
+    return tuple(names)
+
+
+def _require(table: dict, key: str, kind, where: str):
+    if key not in table:
+        raise SpecError(f"{where}: missing {key!r}")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise SpecError(f"{where}: {key!r} should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+def _struct(name: str, table: dict, where: str) -> Struct:
+    fields: dict[str, Field] = {}
+    constants: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            spot = f"{where} [{name}].{key}"
+            offset = _require(value, "offset", int, spot)
+            ftype = _require(value, "type", str, spot)
+            if ftype not in FIELD_TYPES:
+                raise SpecError(f"{spot}: type {ftype!r} is not one of {', '.join(FIELD_TYPES)}")
+            count = value.get("count", 1)
+            confidence = value.get("confidence", "high")
+            if confidence not in ("high", "unsure"):
+                raise SpecError(f"{spot}: confidence should be 'high' or 'unsure', got {confidence!r}")
+            fields[key] = Field(key, offset, ftype, count, confidence)
+        else:
+            constants[key] = value
+    return Struct(name, fields, constants)
+
+
+def load_target(name: str) -> Target:
+    """Load and check ``specs/targets/<name>.toml`` and the name lists it refers to."""
+    path = TARGETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise SpecError(f"unknown target {name!r}; known targets: {', '.join(target_names())}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    where = str(path)
+    tgt = _require(data, "target", dict, where)
+    if tgt.get("name") != name:
+        raise SpecError(f"{where}: [target].name is {tgt.get('name')!r}, expected {name!r} (the file name)")
+    exports = read_name_list(TARGETS_DIR / _require(tgt, "exports", str, where))
+    allowed = frozenset(read_name_list(TARGETS_DIR / _require(tgt, "allowed_imports", str, where)))
+    required: tuple[str, ...] = ()
+    if "kernel_required_exports" in tgt:
+        required = read_name_list(TARGETS_DIR / tgt["kernel_required_exports"])
+        missing = sorted(set(required) - set(exports))
+        if missing:
+            raise SpecError(f"{where}: kernel_required_exports not exported: {', '.join(missing)}")
+    modules: dict[str, str] = {}
+    for module, names in tgt.get("import_modules", {}).items():
+        for sym in names:
+            modules[sym] = module
+    data_exports = frozenset(tgt.get("data_exports", []))
+    if not data_exports <= set(exports):
+        raise SpecError(f"{where}: data_exports not in the export list: {sorted(data_exports - set(exports))}")
+    structs = {}
+    for section in STRUCT_SECTIONS:
+        structs[section] = _struct(section, _require(data, section, dict, where), where)
+    return Target(
+        name=name,
+        path=path,
+        title=_require(tgt, "title", str, where),
+        kernel_module=_require(tgt, "kernel_module", str, where),
+        exports=exports,
+        data_exports=data_exports,
+        allowed_imports=allowed,
+        import_modules=modules,
+        data_imports=frozenset(tgt.get("data_imports", [])),
+        kernel_required_exports=required,
+        link=_require(data, "link", dict, where),
+        compile=_require(data, "compile", dict, where),
+        abi=_require(data, "abi", dict, where),
+        irql=_require(data, "irql", dict, where),
+        vectors=_require(data, "vectors", dict, where),
+        addresses=_require(data, "addresses", dict, where),
+        structs=structs,
+        gdt=data.get("gdt", {}),
+    )
