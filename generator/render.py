@@ -51,9 +51,17 @@ def target_header(target: Target) -> str:
     return render("target_abi.h.j2", target=target)
 
 
-def export_def(target: Target) -> str:
-    """The ``.def`` file that makes the linker export exactly the target's names."""
-    return render("hal_exports.def.j2", target=target)
+def export_def(target: Target, aliases: dict[str, str] | None = None) -> str:
+    """The ``.def`` file that makes the linker export exactly the target's names.
+
+    ``aliases`` maps an exported name to the HAL function implementing it (from the HAL's ``exports.toml``),
+    for exports that share their name with a kernel import the HAL forwards to.
+    """
+    aliases = aliases or {}
+    unknown = sorted(set(aliases) - set(target.exports))
+    if unknown:
+        raise ValueError(f"export aliases for names {target.name} does not export: {', '.join(unknown)}")
+    return render("hal_exports.def.j2", target=target, aliases=aliases)
 
 
 def import_defs(target: Target) -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""The ``gen2hal`` command line: one entry point, a subcommand a job.
+
+Exit status: 0 success, 1 the job ran and its answer is negative (an invalid image, a HAL that did not boot),
+2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from specs import SpecError, load_target, target_names
+
+from . import __version__, pecheck
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    """List the kernel ABIs a HAL can be built for."""
+    for name in target_names():
+        target = load_target(name)
+        print(f"{name:16} {target.title}: {len(target.exports)} exports, "
+              f"{len(target.allowed_imports)} importable names")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Check a hal.dll the way the build does."""
+    target = load_target(args.target)
+    status = 0
+    for path in args.dll:
+        result = pecheck.validate(path, target)
+        print(result.summary())
+        for problem in result.problems:
+            print(f"  problem: {problem}")
+        status = max(status, 0 if result.ok else 1)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="gen2hal",
+        description="Analyze, generate, build and boot x64 NT-family HALs for Hyper-V Generation 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"gen2hal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("targets", help="list the kernel ABIs (targets) a HAL can be built for")
+    p.set_defaults(func=_cmd_targets)
+
+    p = sub.add_parser("validate", help="check hal.dll files against a target (exports, imports, PE header)",
+                       description="Check that each DLL is an AMD64 PE32+ native DLL with an entry point, exports "
+                                   "exactly the target's names, imports only allowed names, has a valid checksum "
+                                   "and no timestamp. Exit 1 if any is invalid.")
+    p.add_argument("dll", nargs="+", help="hal.dll to check")
+    p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI to check against")
+    p.set_defaults(func=_cmd_validate)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions():
+    """Subcommands contributed by the other parts of gen2hal (the machine model, the generator)."""
+    found = []
+    try:
+        from gen2sim import cli as sim_cli
+    except ImportError:
+        sim_cli = None
+    if sim_cli is not None and hasattr(sim_cli, "register"):
+        found.append(sim_cli.register)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``gen2hal`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"gen2hal: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
