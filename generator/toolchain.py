@@ -15,7 +15,9 @@ TRIPLE = "x86_64-w64-mingw32"
 CC = f"{TRIPLE}-gcc"
 DLLTOOL = f"{TRIPLE}-dlltool"
 
-#: Compile flags that matter for a kernel-mode image (see docs/toolchain.md for why each is there).
+#: Compile flags for kernel-mode code: no red zone (interrupts use the stack), no SSE registers (interrupt
+#: stubs then need not save them for HAL code), no stack protector or builtins (no C runtime), one section a
+#: function (exact extents in the link map, and unused code dropped).
 CFLAGS = [
     "-O2", "-std=gnu11", "-ffreestanding", "-nostdlib", "-mno-red-zone", "-mgeneral-regs-only",
     "-fno-stack-protector", "-fno-builtin", "-fno-common", "-fno-asynchronous-unwind-tables",

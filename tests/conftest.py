@@ -1,0 +1,39 @@
+"""Shared fixtures: the repository, the team's reference shelf (when present) and the built reference HALs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHELF = REPO.parent / "shared" / "reference"
+TARGETS = ("reactos-amd64", "win7sp1-amd64")
+
+
+@pytest.fixture(scope="session")
+def shelf() -> Path:
+    """The team's reference shelf (../shared/reference); tests that compare against it skip, saying so, without it."""
+    if not SHELF.is_dir():
+        pytest.skip(f"reference shelf {SHELF} not present (a user's clone has no ../shared); CI has it")
+    return SHELF
+
+
+def run_scons(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run SCons in ``cwd`` with this interpreter; raises with the build's output on failure."""
+    proc = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"scons {' '.join(args)} failed in {cwd}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def reference_build() -> dict[str, Path]:
+    """Build both reference HALs (no-op when up to date); returns {target: build folder}."""
+    if shutil.which("x86_64-w64-mingw32-gcc") is None:
+        pytest.fail("x86_64-w64-mingw32-gcc missing: run scripts/setup.sh")
+    run_scons(REPO)
+    return {t: REPO / "build" / t / "reference" for t in TARGETS}
