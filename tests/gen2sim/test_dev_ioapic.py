@@ -1,0 +1,163 @@
+"""IOAPIC: registers, masking, edge/level delivery, remote IRR, and end-to-end wiring."""
+
+import pytest
+
+from gen2sim.bus import IoBus, MmioBus
+from gen2sim.clock import PS_PER_S, VirtualClock, ps_for_ticks
+from gen2sim.devices.ioapic import IoApic
+from gen2sim.devices.lapic import LocalApic
+from gen2sim.devices.rtc import Rtc
+from gen2sim.trace import Trace
+
+IOAPIC = 0xFEC0_0000
+
+
+class Env:
+    def __init__(self):
+        self.clock = VirtualClock()
+        self.trace = Trace(self.clock)
+        self.lapic = LocalApic(self.clock, self.trace)
+        self.ioapic = IoApic(self.clock, self.trace, self.lapic, ioapic_id=4)
+        self.lapic.on_level_eoi = self.ioapic.eoi
+        self.mmio = MmioBus(self.trace)
+        self.mmio.add_device(self.lapic, 0x1000)
+        self.mmio.add_device(self.ioapic, 0x1000)
+        self.mmio.write(0xFEE0_00F0, 4, 0x1FF)  # software-enable the local APIC
+
+    def reg_write(self, index, value):
+        self.mmio.write(IOAPIC, 4, index)
+        self.mmio.write(IOAPIC + 0x10, 4, value)
+
+    def reg_read(self, index):
+        self.mmio.write(IOAPIC, 4, index)
+        return self.mmio.read(IOAPIC + 0x10, 4)
+
+    def program(self, pin, low, dest=0):
+        self.reg_write(0x11 + 2 * pin, dest << 24)
+        self.reg_write(0x10 + 2 * pin, low)
+
+    def take(self):
+        """What the CPU core does: take the pending vector into service."""
+        v = self.lapic.pending_vector()
+        if v is not None:
+            self.lapic.acknowledge(v)
+        return v
+
+
+@pytest.fixture
+def env():
+    return Env()
+
+
+def test_identification_registers(env):
+    assert env.reg_read(0x01) == 0x0017_0011
+    assert env.reg_read(0x00) == 4 << 24
+    assert env.reg_read(0x02) == 4 << 24
+    env.reg_write(0x00, 2 << 24)
+    assert env.reg_read(0x00) == 2 << 24
+    assert env.mmio.read(IOAPIC, 4) == 0x00  # IOREGSEL reads back
+    for pin in range(24):
+        assert env.reg_read(0x10 + 2 * pin) == 0x0001_0000  # masked at power-on
+    env.mmio.write(IOAPIC + 0x40, 4, 0x30)  # no EOI register in version 0x11
+    assert env.trace.records[-1]["kind"] == "note"
+
+
+def test_masked_pin_does_not_deliver(env):
+    env.ioapic.set_irq(3, True)
+    assert env.lapic.irr == 0
+    env.program(3, 0x0001_0033)  # still masked, vector set
+    env.ioapic.set_irq(3, False)
+    env.ioapic.set_irq(3, True)
+    assert env.lapic.irr == 0
+    # unmasking an edge pin whose line is already high delivers nothing (edge was lost)
+    env.program(3, 0x33)
+    assert env.lapic.irr == 0
+
+
+def test_edge_delivers_on_each_rising_edge(env):
+    env.program(2, 0x30)
+    env.ioapic.set_irq(2, True)
+    assert env.take() == 0x30
+    env.ioapic.set_irq(2, True)  # no edge
+    assert env.lapic.pending_vector() is None
+    env.ioapic.set_irq(2, False)
+    env.ioapic.set_irq(2, True)
+    assert env.lapic.irr_vectors() == [0x30]
+    assert env.ioapic.deliveries == 2
+    assert not env.ioapic.remote_irr(2)
+
+
+def test_level_remote_irr_and_redelivery_on_eoi(env):
+    env.program(9, (1 << 15) | 0x91)  # level, active high
+    env.ioapic.set_irq(9, True)
+    assert env.ioapic.remote_irr(9)
+    assert env.reg_read(0x10 + 18) & (1 << 14)
+    assert env.take() == 0x91
+    env.ioapic.set_irq(9, True)
+    assert env.lapic.irr == 0  # remote IRR holds it back
+    env.mmio.write(0xFEE0_00B0, 4, 0)  # EOI: line still asserted -> redelivered
+    assert env.lapic.irr_vectors() == [0x91]
+    assert env.ioapic.remote_irr(9)
+    assert env.take() == 0x91
+    env.ioapic.set_irq(9, False)  # the device is serviced
+    env.mmio.write(0xFEE0_00B0, 4, 0)
+    assert not env.ioapic.remote_irr(9)
+    assert env.lapic.irr == 0
+    assert env.ioapic.deliveries == 2
+
+
+def test_unmasking_an_asserted_level_pin_delivers(env):
+    env.ioapic.set_irq(9, True)
+    env.program(9, (1 << 16) | (1 << 15) | 0x92)
+    assert env.lapic.irr == 0
+    env.program(9, (1 << 15) | 0x92)
+    assert env.lapic.irr_vectors() == [0x92]
+
+
+def test_active_low_polarity(env):
+    env.program(5, (1 << 13) | (1 << 15) | 0x55)  # active low, level
+    # the physical line idles low, which an active-low pin sees as asserted at once
+    assert env.lapic.irr_vectors() == [0x55]
+    env.take()
+    env.ioapic.set_irq(5, True)  # high = deasserted
+    env.lapic.eoi()
+    assert env.lapic.irr == 0 and not env.ioapic.remote_irr(5)
+    env.ioapic.set_irq(5, False)  # low again = asserted
+    assert env.lapic.irr_vectors() == [0x55]
+
+
+def test_other_delivery_modes_and_destinations_not_delivered(env):
+    env.program(4, (4 << 8) | 0x44)  # NMI
+    env.ioapic.set_irq(4, True)
+    env.program(6, 0x46, dest=7)  # physical destination 7: no such APIC
+    env.ioapic.set_irq(6, True)
+    env.program(7, (1 << 11) | (1 << 8) | 0x47, dest=0x01)  # logical, lowest priority
+    env.mmio.write(0xFEE0_00D0, 4, 0x01 << 24)  # LDR: logical ID bit 0
+    env.ioapic.set_irq(7, True)
+    assert env.lapic.irr_vectors() == [0x47]
+    details = [r["detail"] for r in env.trace.records if r["kind"] == "note"]
+    assert any("NMI" in d for d in details)
+    assert any("destination" in d for d in details)
+
+
+def test_rtc_periodic_interrupt_end_to_end_gen1(env):
+    rtc = Rtc(env.clock, env.trace, irq=env.ioapic.set_irq, legacy_interrupts=True)
+    io = IoBus(env.trace)
+    io.add(rtc)
+    env.program(8, 0xD1)  # ReactOS style: pin 8, vector 0xD1, edge
+    io.write(0x70, 1, 0x0A)
+    io.write(0x71, 1, 0x26)  # 1024 Hz
+    io.write(0x70, 1, 0x0B)
+    io.write(0x71, 1, 0x42)  # PIE, 24 h
+    io.write(0x70, 1, 0x0C)
+    io.read(0x71, 1)
+    taken = []
+    while env.clock.now < PS_PER_S // 64:
+        env.clock.advance_to(env.clock.next_deadline())
+        v = env.take()
+        if v is not None:
+            taken.append(env.clock.now)
+            io.write(0x70, 1, 0x0C)
+            io.read(0x71, 1)  # re-arm, as every RTC handler must
+            env.lapic.eoi()
+    assert taken == [ps_for_ticks(k, 1024) for k in range(1, 17)]
