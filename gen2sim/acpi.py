@@ -458,6 +458,7 @@ class TableSpec:
     entries: list[Ptr] = dataclasses.field(default_factory=list)
     body: bytes | None = None
     include: bool = True
+    sources: dict[str, Path] = dataclasses.field(default_factory=dict)   # AML tables: 'asl', 'aml_hex' files
 
 
 @dataclasses.dataclass
@@ -545,7 +546,8 @@ def _norm_value(f: Field, v: Any, ctx: _Ctx) -> Any:
                 val = GAS_SPACE_IDS[val]
             out[key] = _want_int(val, bits, ctx.at(key))
         if out["access_size"] > 4:
-            raise ctx.at("access_size").fail(f"expected 0..4 (undefined, byte, word, dword, qword), got {out['access_size']}")
+            raise ctx.at("access_size").fail(
+                f"expected 0..4 (undefined, byte, word, dword, qword), got {out['access_size']}")
         return out
     if f.kind == "inti":
         if isinstance(v, dict):
@@ -571,10 +573,10 @@ def _norm_value(f: Field, v: Any, ctx: _Ctx) -> Any:
     raise AssertionError(f.kind)
 
 
-def _norm_fields(fields: tuple[Field, ...], given: dict[str, Any], ctx: _Ctx, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def _norm_fields(fields: tuple[Field, ...], given: dict[str, Any], ctx: _Ctx) -> dict[str, Any]:
     known = {f.name for f in fields}
     for key in given:
-        if key not in known and key not in skip:
+        if key not in known:
             raise ctx.at(f"field {key}").fail(f"unknown field; expected one of {[f.name for f in fields]}")
     out: dict[str, Any] = {}
     for f in fields:
@@ -689,7 +691,7 @@ def _norm_table(sig: str, raw: Any, ctx: _Ctx) -> TableSpec:
         aml = _read_aml_hex(base / body["aml_hex"], bctx.at("aml_hex"))
         _check_aml(sig, aml, header, bctx.at("aml_hex"), base / body["aml_hex"])
         spec.body = aml[HEADER_SIZE:]
-        spec.fields = {"asl": str(asl_path), "aml_hex": str(base / body["aml_hex"])}
+        spec.sources = {"asl": asl_path, "aml_hex": base / body["aml_hex"]}
         return spec
     if set(body) != {"opaque_length", "fill"}:
         raise bctx.fail(f"expected keys ['fill', 'opaque_length'], got {sorted(body)}")
@@ -817,7 +819,8 @@ def _apply_change(merged: dict[str, Any], change: Any, ctx: _Ctx) -> dict[str, A
         field = change["field"]
         fields = target.get("fields", {})
         if field not in fields:
-            raise cctx.at(f"field {field}").fail(f"the base does not describe this field; expected one of {sorted(fields)}")
+            raise cctx.at(f"field {field}").fail(
+                f"the base does not describe this field; expected one of {sorted(fields)}")
         if fields[field] == change["value"]:
             raise cctx.at(f"field {field}").fail("the change sets the value the base already has")
         fields[field] = change["value"]
@@ -1247,18 +1250,6 @@ def compile_asl(asl_path: str | Path) -> bytes:
         return aml.read_bytes()
 
 
-def iasl_version() -> int | None:
-    """The installed iasl's version as the integer it writes into creator_revision (e.g. 0x20200925), or None."""
-    iasl = shutil.which("iasl")
-    if iasl is None:
-        return None
-    proc = subprocess.run([iasl, "-v"], capture_output=True, text=True, check=False)
-    for word in (proc.stdout + proc.stderr).split():
-        if len(word) == 8 and word.isdigit():
-            return int(word, 16)
-    return None
-
-
 def format_aml_hex(aml: bytes, source_name: str) -> str:
     """The text form of carried AML: comment lines, then 32 bytes of hex per line."""
     h = parse_header(aml)
@@ -1293,9 +1284,9 @@ def _regen_dsdt(platform: str) -> int:
     regenerated = set()
     for sig in AML_TABLES:
         t = spec.tables.get(sig)
-        if t is None or t.signature not in AML_TABLES or "asl" not in t.fields:
+        if t is None or not t.sources:
             continue
-        asl, out = Path(t.fields["asl"]), Path(t.fields["aml_hex"])
+        asl, out = t.sources["asl"], t.sources["aml_hex"]
         if out in regenerated:
             continue
         aml = compile_asl(asl)

@@ -537,37 +537,31 @@ def test_unknown_platform() -> None:
         build_tables("gen3", BASE)
 
 
-def test_bad_layout() -> None:
+def test_bad_layout(dump_source: Path) -> None:
     with pytest.raises(AcpiTableError, match="multiple of 64"):
         build_tables("gen2", BASE + 8)
     # The FADT carries the FACS only in its 32-bit field, like the original: above 4 GiB that cannot work.
     with pytest.raises(AcpiTableError, match=r"FIRMWARE_CTRL is a 32-bit field but FACS lies at 0x1"):
         build_tables("gen2", 0x1_0000_0000)
     with pytest.raises(AcpiTableError, match="32-bit field"):
-        load_tables(dumped_dir_for_errors(), 0x1_0000_0000)
+        load_tables(dump_source, 0x1_0000_0000)
 
 
-def dumped_dir_for_errors() -> Path:
-    return REF if REF.is_dir() else _built_dump()
-
-
-_BUILT_DUMP: list[Path] = []
-
-
-def _built_dump() -> Path:
-    import tempfile
-    if not _BUILT_DUMP:
-        d = Path(tempfile.mkdtemp(prefix="acpi-dump-"))
-        acpi.write_tables(build_tables("gen2", BASE), d)
-        _BUILT_DUMP.append(d)
-    return _BUILT_DUMP[0]
+@pytest.fixture(scope="module")
+def dump_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Dumped tables to break: the real dump where present, else our own tables written out acpidump-style."""
+    if REF.is_dir():
+        return REF
+    d = tmp_path_factory.mktemp("built-dump")
+    acpi.write_tables(build_tables("gen2", BASE), d)
+    return d
 
 
 @pytest.fixture()
-def dump_copy(tmp_path: Path) -> Path:
+def dump_copy(tmp_path: Path, dump_source: Path) -> Path:
     d = tmp_path / "dump"
     d.mkdir()
-    for p in dumped_dir_for_errors().glob("*.dat"):
+    for p in dump_source.glob("*.dat"):
         shutil.copy(p, d / p.name)
     return d
 
@@ -621,3 +615,28 @@ def test_parse_helpers_reject_other_tables(gen2: AcpiImage) -> None:
         parse_madt(gen2.tables["FACP"][1])
     with pytest.raises(AcpiTableError, match="shorter than"):
         parse_header(b"FACP")
+
+
+def test_opaque_table_can_be_left_out(tmp_path: Path) -> None:
+    """gen2.toml's OEM0 decision is reversible: include = false drops the table and its XSDT entry."""
+    path = variant(tmp_path, "include = true", "include = false")
+    image = build_tables(str(path), BASE)
+    assert "OEM0" not in image.tables
+    entries = parse_table(image.tables["XSDT"][1])["entries"]
+    assert [image.object_at(a) for a in entries] == ["FACP", "APIC", "SRAT", "SPCR", "WAET", "BGRT", "FPDT"]
+
+
+def test_parse_madt_generic_subtables() -> None:
+    """Subtables this model does not build (x2APIC) are parsed by name; unknown types are kept as raw data."""
+    body = (b"\x00\x00\xe0\xfe" + b"\x01\x00\x00\x00"
+            + bytes([9, 16, 0, 0]) + (300).to_bytes(4, "little") + (1).to_bytes(4, "little")
+            + (301).to_bytes(4, "little")
+            + bytes([0x7F, 4, 0xAA, 0xBB]))
+    header = {"revision": 5, "oem_id": "GEN2HL", "oem_table_id": "TEST", "oem_revision": 1, "creator_id": "TEST",
+              "creator_revision": 1}
+    madt = parse_madt(acpi._with_header("APIC", header, body))
+    assert madt["flags"] == 1
+    assert madt["subtables"] == [
+        {"type": "LOCAL_X2APIC", "length": 16, "reserved": 0, "x2apic_id": 300, "flags": 1, "processor_uid": 301},
+        {"type": 0x7F, "length": 4, "data": "aabb"},
+    ]
