@@ -39,9 +39,13 @@ class PortDevice(Protocol):
     name: str
     ports: Iterable[int]
 
-    def io_read(self, port: int, size: int) -> int: ...
+    def io_read(self, port: int, size: int) -> int:
+        """Value of an access of ``size`` bytes at ``port``."""
+        ...
 
-    def io_write(self, port: int, size: int, value: int) -> None: ...
+    def io_write(self, port: int, size: int, value: int) -> None:
+        """Perform a write of ``size`` bytes at ``port``."""
+        ...
 
 
 class ByteIoDevice:

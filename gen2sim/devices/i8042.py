@@ -100,10 +100,22 @@ class I8042(ByteIoDevice):
                 self.trace.record("note", device=self.name, address=0x64, value=cmd, detail="i8042 pulse reset line")
                 raise MachineReset("i8042 pulse reset line")
         else:
-            self.trace.record("note", device=self.name, address=0x64, value=cmd, detail="unmodelled i8042 command ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=0x64,
+                value=cmd,
+                detail="unmodelled i8042 command ignored",
+            )
 
     def _write_output_port(self, value: int) -> None:
         self.output_port = value
         if not value & 0x01:
-            self.trace.record("note", device=self.name, address=0x60, value=value, detail="i8042 output port reset line low")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=0x60,
+                value=value,
+                detail="i8042 output port reset line low",
+            )
             raise MachineReset("i8042 output port reset line low")

@@ -95,7 +95,13 @@ class IoApic:
             self.ioapic_id = (value >> 24) & 0xF
             return
         if not 0x10 <= index < 0x10 + 2 * self.pins:
-            self.trace.record("note", device=self.name, address=index, value=value, detail="write to a read-only or reserved IOAPIC register ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=index,
+                value=value,
+                detail="write to a read-only or reserved IOAPIC register ignored",
+            )
             return
         pin = (index - 0x10) >> 1
         old = self.entries[pin]
@@ -126,15 +132,32 @@ class IoApic:
         elif offset == IOWIN and size == 4:
             self.write_register(self.regsel, value)
         elif offset == IOEOI and self.version < 0x20:
-            self.trace.record("note", device=self.name, address=offset, value=value, detail="IOAPIC EOI register written, but version 0x11 has none; ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=offset,
+                value=value,
+                detail="IOAPIC EOI register written, but version 0x11 has none; ignored",
+            )
         else:
-            self.trace.record("note", device=self.name, address=offset, value=value, detail=f"{size}-byte IOAPIC write at offset {offset:#x} ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=offset,
+                value=value,
+                detail=f"{size}-byte IOAPIC write at offset {offset:#x} ignored",
+            )
 
     # -- pins ------------------------------------------------------------------------------------------------------
     def set_irq(self, gsi: int, level: bool) -> None:
         """Drive the physical level of input ``gsi``."""
         if not 0 <= gsi < self.pins:
-            self.trace.record("note", device=self.name, address=gsi, detail="interrupt on a GSI this IOAPIC does not have")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=gsi,
+                detail="interrupt on a GSI this IOAPIC does not have",
+            )
             return
         self.levels[gsi] = bool(level)
         self._reevaluate(gsi)
@@ -161,11 +184,23 @@ class IoApic:
         level = bool(entry & RTE_LEVEL)
         if mode not in (0, 1):
             name = _DELIVERY_NAMES.get(mode, f"mode {mode}")
-            self.trace.record("note", device=self.name, address=pin, value=entry & 0xFFFF_FFFF, detail=f"{name} delivery not modelled; not delivered")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=pin,
+                value=entry & 0xFFFF_FFFF,
+                detail=f"{name} delivery not modelled; not delivered",
+            )
             return
         dest = entry >> 56
         if not self.lapic.accepts(dest, bool(entry & RTE_LOGICAL), width=8):
-            self.trace.record("note", device=self.name, address=pin, value=dest, detail="destination names no local APIC; not delivered")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=pin,
+                value=dest,
+                detail="destination names no local APIC; not delivered",
+            )
             return
         if not self.lapic.raise_vector(vector, level=level):
             return
@@ -175,7 +210,10 @@ class IoApic:
             self.entries[pin] |= RTE_REMOTE_IRR
 
     def eoi(self, vector: int) -> None:
-        """EOI for ``vector`` from the local APIC: clear remote IRR of matching level pins and redeliver if still asserted."""
+        """EOI of ``vector`` from the local APIC.
+
+        Clears remote IRR of the level pins using that vector and redelivers any
+        whose line is still asserted."""
         for pin, entry in enumerate(self.entries):
             if entry & RTE_LEVEL and entry & RTE_REMOTE_IRR and entry & 0xFF == vector:
                 self.entries[pin] = entry & ~RTE_REMOTE_IRR

@@ -177,6 +177,7 @@ class LocalApic:
 
     @tpr.setter
     def tpr(self, value: int) -> None:
+        """Set TPR (8 bits)."""
         self._tpr = value & 0xFF
 
     @property
@@ -268,7 +269,13 @@ class LocalApic:
         if not entry & LVT_MASKED and self.software_enabled and self.enabled and vector >= 16:
             self.irr |= 1 << vector
             self.tmr &= ~(1 << vector)
-            self.trace.record("interrupt", device=self.name, address=LVT_ERROR, value=vector, detail=f"APIC error {bit:#04x}")
+            self.trace.record(
+                "interrupt",
+                device=self.name,
+                address=LVT_ERROR,
+                value=vector,
+                detail=f"APIC error {bit:#04x}",
+            )
 
     def accepts(self, dest: int, logical: bool, width: int | None = None) -> bool:
         """Whether a message with destination ``dest`` (physical or logical) targets this APIC.
@@ -531,7 +538,11 @@ class LocalApic:
             return
         reg = offset & 0xFF0
         if size != 4 or offset & 0xF:
-            self._note(f"{size}-byte APIC write at offset {offset:#x} ignored (registers take aligned 32-bit writes)", address=offset, value=value)
+            self._note(
+                f"{size}-byte APIC write at offset {offset:#x} ignored (registers take aligned 32-bit writes)",
+                address=offset,
+                value=value,
+            )
             return
         if reg == REG_ID:
             self._note("APIC ID write ignored (IDs are fixed on Hyper-V)", address=offset, value=value)

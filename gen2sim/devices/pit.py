@@ -74,6 +74,7 @@ class _Channel:
 
     @property
     def modulus(self) -> int:
+        """Counter range: 10000 in BCD, 65536 in binary."""
         return 10000 if self.bcd else 0x10000
 
     def effective(self, raw: int) -> int:
@@ -88,11 +89,13 @@ class _Channel:
             self.pending = None
 
     def elapsed(self, tick: int) -> int:
+        """Ticks counted since the countdown began (frozen while paused)."""
         if self.paused is not None:
             return self.paused
         return tick - self.start
 
     def counting(self) -> bool:
+        """Whether a count is loaded and (in modes 1 and 5) triggered."""
         return self.armed and (self.mode not in (1, 5) or self.triggered)
 
     def count(self, tick: int) -> int:

@@ -165,19 +165,43 @@ class PmBlock(ByteIoDevice):
         elif reg == GPE0_EN:
             self.gpe0_en = (self.gpe0_en & keep) | bits
         else:
-            self.trace.record("note", device=self.name, address=port, value=value, detail="write to read-only PM register ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=port,
+                value=value,
+                detail="write to read-only PM register ignored",
+            )
         self._update_sci()
 
     def _write_cnt(self, new: int, strobes: int) -> None:
         if (new ^ self.pm1_cnt) & SCI_EN:
-            self.trace.record("note", device=self.name, address=self.base + PM1_CNT, value=new, detail=f"SCI_EN written {int(bool(new & SCI_EN))} by the guest")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=self.base + PM1_CNT,
+                value=new,
+                detail=f"SCI_EN written {int(bool(new & SCI_EN))} by the guest",
+            )
         self.pm1_cnt = new
         if strobes & SLP_EN:
             slp_typ = (new & SLP_TYP_MASK) >> SLP_TYP_SHIFT
             if slp_typ == self.s5_slp_typ:
-                self.trace.record("note", device=self.name, address=self.base + PM1_CNT, value=slp_typ, detail="SLP_EN: S5 power off")
+                self.trace.record(
+                    "note",
+                    device=self.name,
+                    address=self.base + PM1_CNT,
+                    value=slp_typ,
+                    detail="SLP_EN: S5 power off",
+                )
                 raise MachineReset("S5 power off")
-            self.trace.record("note", device=self.name, address=self.base + PM1_CNT, value=slp_typ, detail=f"SLP_EN with SLP_TYP {slp_typ}: sleep not modelled, ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=self.base + PM1_CNT,
+                value=slp_typ,
+                detail=f"SLP_EN with SLP_TYP {slp_typ}: sleep not modelled, ignored",
+            )
 
     # -- SMI_CMD handshake --------------------------------------------------------------------------
     def _smi_command(self, value: int) -> None:
@@ -187,7 +211,13 @@ class PmBlock(ByteIoDevice):
         elif value == self.acpi_disable_value:
             target, what = False, "ACPI_DISABLE"
         else:
-            self.trace.record("note", device=self.name, address=self.smi_cmd_port, value=value, detail="unknown SMI command ignored")
+            self.trace.record(
+                "note",
+                device=self.name,
+                address=self.smi_cmd_port,
+                value=value,
+                detail="unknown SMI command ignored",
+            )
             return
         self.trace.record("note", device=self.name, address=self.smi_cmd_port, value=value, detail=f"SMI_CMD {what}")
         self.clock.cancel(self._smi_event)
@@ -201,7 +231,13 @@ class PmBlock(ByteIoDevice):
             self.pm1_cnt |= SCI_EN
         else:
             self.pm1_cnt &= ~SCI_EN
-        self.trace.record("note", device=self.name, address=self.base + PM1_CNT, value=self.pm1_cnt, detail=f"SCI_EN = {int(enable)} (firmware SMI handler done)")
+        self.trace.record(
+            "note",
+            device=self.name,
+            address=self.base + PM1_CNT,
+            value=self.pm1_cnt,
+            detail=f"SCI_EN = {int(enable)} (firmware SMI handler done)",
+        )
         self._update_sci()
 
     # -- SCI ------------------------------------------------------------------------------------------

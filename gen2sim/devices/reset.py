@@ -35,4 +35,10 @@ class ResetRegister:
         if value & 0xFF == self.value:
             self.trace.record("note", device=self.name, address=port, value=value, detail="FADT reset register")
             raise MachineReset("FADT reset register")
-        self.trace.record("note", device=self.name, address=port, value=value, detail="reset register written with a value other than RESET_VALUE; ignored")
+        self.trace.record(
+            "note",
+            device=self.name,
+            address=port,
+            value=value,
+            detail="reset register written with a value other than RESET_VALUE; ignored",
+        )

@@ -161,3 +161,25 @@ def test_rtc_periodic_interrupt_end_to_end_gen1(env):
             io.read(0x71, 1)  # re-arm, as every RTC handler must
             env.lapic.eoi()
     assert taken == [ps_for_ticks(k, 1024) for k in range(1, 17)]
+
+
+def test_pit_irq0_through_gsi2_one_interrupt_per_period(env):
+    from gen2sim.clock import PIT_HZ, ticks
+    from gen2sim.devices.pit import Pit8254
+
+    # Gen1 wiring: ISA IRQ 0 -> GSI 2 (interrupt source override)
+    pit = Pit8254(env.clock, env.trace, irq=lambda line, level: env.ioapic.set_irq(2 if line == 0 else line, level))
+    io = IoBus(env.trace)
+    io.add(pit)
+    io.write(0x43, 1, 0x34)  # mode 2 while the pin is still masked: that edge is lost
+    env.program(2, 0x3D)
+    io.write(0x40, 1, 0xA9)
+    io.write(0x40, 1, 0x04)  # 1193 ticks, about 1 ms
+    t0 = ticks(env.clock.now, PIT_HZ)
+    taken = []
+    while len(taken) < 5:
+        env.clock.advance_to(env.clock.next_deadline())
+        if env.take() is not None:
+            taken.append(env.clock.now)
+            env.lapic.eoi()
+    assert taken == [ps_for_ticks(t0 + k * 1193, PIT_HZ) for k in range(1, 6)]
