@@ -38,6 +38,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["c_value"] = _c_value
+    env.filters["field_mask"] = lambda f: ((1 << f["width"]) - 1) << f["lsb"]
     return env
 
 
@@ -73,3 +74,28 @@ def import_defs(target: Target) -> dict[str, str]:
         module: render("module_imports.def.j2", target=target, module=module, names=names)
         for module, names in sorted(modules.items())
     }
+
+
+def hyperv_header(spec_raw: dict) -> str:
+    """``hv_interface.h``: the Hyper-V guest interface of ``specs/hyperv.toml`` for the C side."""
+    groups = [
+        ("PRIV", spec_raw["privilege_bits"]),
+        ("FEATURE", spec_raw["feature_bits"]),
+        ("RECOMMEND", spec_raw["recommendation_bits"]),
+    ]
+    return render(
+        "hv_interface.h.j2",
+        meta=spec_raw["meta"],
+        present=spec_raw["hypervisor_present"],
+        sig=spec_raw["signatures"],
+        leaves=spec_raw["cpuid_leaves"],
+        bit_groups=groups,
+        msrs=spec_raw["msrs"],
+        layouts=spec_raw["layouts"],
+        structures=spec_raw["structures"],
+        reference_tsc=spec_raw["reference_tsc"],
+        synic=spec_raw["synic"],
+        stimers=spec_raw["synthetic_timers"],
+        message_types=spec_raw["message_types"],
+        hv_status=spec_raw["hv_status"],
+    )
