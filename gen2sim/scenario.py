@@ -1,0 +1,282 @@
+"""The boot scenario and its verdict.
+
+HalInitializeProcessor(0, LoaderBlock) → HalInitSystem(0, LoaderBlock) (FALSE → bug check 0x5C) →
+HalInitSystem(1, LoaderBlock) (FALSE → 0x61) → interrupts on, CR8 = 0, HalProcessorIdle in a loop for
+``seconds`` of virtual time → KeQueryPerformanceCounter ×64 → KeStallExecutionProcessor(1000) ×4 → ``booted``.
+
+``boot(...)`` returns a ``BootResult``: ``result`` is the JSON-able dict (deterministic: virtual time only) and
+``machine`` the machine (its ``trace`` holds every intercepted operation).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from unicorn import x86_const as X
+
+from specs import SpecError, load_target
+
+from .clock import PS_PER_NS, PS_PER_S, PS_PER_US
+from .cpu import RunStop
+from .errors import ModelError
+from .kernel import kernel_class
+from .loader import LoadError, load_image
+from .machine import LAPIC_GPA, Machine
+from .trace import EXIT_CLASSES
+
+RTC_REGISTERS = {0x0: "seconds", 0x2: "minutes", 0x4: "hours", 0xA: "RTC register A", 0xB: "RTC register B",
+                 0xC: "RTC register C", 0xD: "RTC register D"}
+LEGACY_PORTS = {0x20: "8259", 0x21: "8259", 0xA0: "8259", 0xA1: "8259", 0x4D0: "8259 ELCR", 0x4D1: "8259 ELCR",
+                0x40: "PIT", 0x41: "PIT", 0x42: "PIT", 0x43: "PIT", 0x61: "PIT port B", 0x60: "i8042",
+                0x64: "i8042"}
+QPC_CALLS = 64
+STALL_CALLS = 4
+STALL_US = 1000
+
+
+@dataclass
+class BootResult:
+    """What a boot produced: the JSON-able ``result`` and the ``machine`` (trace, devices)."""
+
+    result: dict
+    machine: Machine | None
+
+
+def _hang_polls(trace, since: int) -> dict | None:
+    """The port/MMIO/MSR location read most often in the trace records since index ``since``."""
+    reads = Counter()
+    rtc_index = None
+    where: dict[tuple, str | None] = {}
+    for rec in trace.records[max(since, len(trace.records) - 20000):]:
+        kind = rec["kind"]
+        if kind == "port_out" and rec["address"] == 0x70:
+            rtc_index = (rec["value"] or 0) & 0x7F
+        elif kind in ("port_in", "mmio_read", "msr_read"):
+            register = None
+            if kind == "port_in" and rec["address"] == 0x71 and rtc_index is not None:
+                register = RTC_REGISTERS.get(rtc_index, f"CMOS register {rtc_index:#x}")
+            key = (rec["device"], rec["address"], register)
+            reads[key] += 1
+            where.setdefault(key, rec["function"])
+    if not reads:
+        return None
+    (device, address, register), count = max(reads.items(), key=lambda kv: (kv[1], str(kv[0])))
+    out = {"device": device, "port_or_address": address, "reads": count}
+    if register:
+        out["register"] = register
+    return out
+
+
+def _legacy_touches(trace) -> list[dict]:
+    touches: dict[tuple, dict] = {}
+    rtc_index = None
+
+    def touch(device: str, address: int, function):
+        entry = touches.setdefault((device, address), {"device": device, "port_or_address": address, "count": 0,
+                                                       "first_function": function})
+        entry["count"] += 1
+
+    for rec in trace.records:
+        kind = rec["kind"]
+        if kind not in ("port_in", "port_out"):
+            continue
+        port = rec["address"]
+        if kind == "port_out" and port == 0x70:
+            rtc_index = (rec["value"] or 0) & 0x7F
+        if port in LEGACY_PORTS:
+            touch(LEGACY_PORTS[port], port, rec["function"])
+        elif port == 0x71 and rtc_index in (0xA, 0xB, 0xC):
+            touch(RTC_REGISTERS[rtc_index], port, rec["function"])
+        elif rec["device"] == "absent":
+            touch("absent", port, rec["function"])
+        elif rec["device"] == "pm" and kind == "port_out" and port == 0xB2:
+            touch("SMI_CMD", port, rec["function"])
+    return sorted(touches.values(), key=lambda t: (t["device"], t["port_or_address"]))
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"mean": round(sum(values) / len(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
+         madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
+         max_instructions: int = 2_000_000_000) -> BootResult:
+    """Boot ``hal_path`` for ``target`` on ``platform`` and return the verdict and figures.
+
+    Raises ``SpecError``/``ModelError`` for bad options (unknown target, platform or Hyper-V feature).
+    """
+    tgt = load_target(target)
+    machine = Machine(platform, hv_clear=hv_clear, madt_pcat=madt_pcat, acpi_dir=acpi_dir)
+    clock, trace, cpu, mem = machine.clock, machine.trace, machine.cpu, machine.memory
+    kernel = kernel_class(tgt.name)(tgt, mem, cpu, trace, clock, acpi_root_gpa=machine.acpi.root_gpa,
+                                    efi=platform == "gen2")
+    addrs = tgt.addresses
+    # The loader's page tables for the HAL's VA window (top 4 MB) and the local APIC page it maps there.
+    mem.tables.ensure_tables(0xFFFF_FFFF_FFC0_0000, 0x40_0000)
+    mem.tables.map(addrs["apic_base_va"], LAPIC_GPA, 0x1000, uncached=True)
+
+    result: dict = {"hal": str(hal_path), "target": tgt.name, "platform": platform,
+                    "hv_clear": sorted(hv_clear), "madt_pcat": madt_pcat, "seconds": seconds}
+    try:
+        image = load_image(hal_path, mem, tgt, kernel)
+    except LoadError as exc:
+        result.update(verdict="load-error", load_error={"reason": exc.reason})
+        return BootResult(_finish(result, machine, kernel, None), machine)
+
+    stub_names = {addr: name for addr, (name, _fn) in kernel._by_address.items()}
+
+    def locate(address: int) -> str | None:
+        name = image.function_at(address) if image.base <= address < image.base + image.size else None
+        if name is None and address in stub_names:
+            name = f"kernel!{stub_names[address]}"
+        return name
+
+    cpu.locate = locate
+    for start, code in image.code_ranges:
+        cpu.add_code(start, code)
+    cpu.enable_paging(kernel.gdt_va, kernel.idt_va, kernel.pcr)
+    cpu.set_reg(X.UC_X86_REG_RSP, kernel.stack_top)
+    cpu.set_reg(X.UC_X86_REG_EFLAGS, 0x2)
+    machine.lapic.tpr = tgt.irql["high"] << 4  # the kernel calls phase 0 at HIGH_LEVEL
+
+    # Per-tick exit accounting: exits between a clock interrupt's delivery and its IRETQ.
+    tick_exits: list[int] = []
+    delivered_at: list[int] = []
+    cpu.on_deliver = lambda vector: delivered_at.append(len(kernel.ticks))
+
+    def on_iret(vector: int, exits: int) -> None:
+        ticks_before = delivered_at.pop() if delivered_at else len(kernel.ticks)
+        if len(kernel.ticks) > ticks_before:
+            tick_exits.append(exits)
+
+    cpu.on_iret = on_iret
+    hang_ps = int(hang_limit_s * PS_PER_S)
+
+    def call(name: str, args=(), limit_ps: int = hang_ps):
+        address = image.exports.get(name)
+        if address is None:
+            raise RunStop({"verdict": "fault", "fault": {"kind": "missing-export", "function": name,
+                                                         "address": None, "detail": f"the HAL does not export {name}"}})
+        first = len(trace.records)
+
+        def hang_info(start: int, rip: int) -> dict:
+            return {"verdict": "hang", "hang": {"function": locate(rip), "address": rip, "called": name,
+                                                "polls": _hang_polls(trace, first),
+                                                "virtual_time_us": (clock.now - start) // PS_PER_US}}
+
+        return cpu.call(address, args, limit_ps=limit_ps, max_instructions=max_instructions, hang_info=hang_info)
+
+    lb = kernel.loader_block
+    figures: dict = {}
+    try:
+        t0 = clock.now
+        call("HalInitializeProcessor", [0, lb])
+        if not call("HalInitSystem", [0, lb]) & 0xFF:
+            raise RunStop({"verdict": "bugcheck", "bugcheck": {"code": 0x5C, "params": [0, 0, 0, 0],
+                                                              "reported_via": "scenario (HalInitSystem(0) FALSE)"}})
+        if not call("HalInitSystem", [1, lb]) & 0xFF:
+            raise RunStop({"verdict": "bugcheck", "bugcheck": {"code": 0x61, "params": [0, 0, 0, 0],
+                                                              "reported_via": "scenario (HalInitSystem(1) FALSE)"}})
+        figures["hal_init_virtual_us"] = (clock.now - t0) // PS_PER_US
+
+        # Idle with interrupts on at PASSIVE_LEVEL.
+        machine.lapic.tpr = 0
+        kernel.mem.vput(kernel.pcr + tgt.structs["kpcr"].offset("Irql"), 1, 0)
+        cpu.set_reg(X.UC_X86_REG_EFLAGS, 0x202)
+        idle_start, ticks_before = clock.now, len(kernel.ticks)
+        idle_end = idle_start + int(seconds * PS_PER_S)
+        while clock.now < idle_end:
+            call("HalProcessorIdle", [], limit_ps=hang_ps)
+            cpu.set_reg(X.UC_X86_REG_EFLAGS, cpu.reg(X.UC_X86_REG_EFLAGS) | 0x200)
+        figures["idle_ticks"] = len(kernel.ticks) - ticks_before
+        figures["idle_window"] = (ticks_before, idle_start, idle_end)
+
+        if "KeQueryPerformanceCounter" in image.exports:
+            freq_va = kernel.mem.alloc(0x1000)
+            values, times, exits = [], [], []
+            for _ in range(QPC_CALLS):
+                before = trace.exit_count()
+                values.append(call("KeQueryPerformanceCounter", [freq_va]))
+                exits.append(trace.exit_count() - before)
+                times.append(clock.now)
+            freq = kernel.mem.vu(freq_va, 8)
+            qpc = {"frequency": freq, "monotonic": all(b >= a for a, b in zip(values, values[1:])),
+                   "exits_per_call": round(sum(exits) / len(exits), 3)}
+            if freq and times[-1] > times[0]:
+                measured = (values[-1] - values[0]) / freq
+                reference = (times[-1] - times[0]) / PS_PER_S
+                qpc["rate_error_ppm"] = round((measured - reference) / reference * 1e6, 1) if reference else None
+            figures["qpc"] = qpc
+        if "KeStallExecutionProcessor" in image.exports:
+            taken = []
+            for _ in range(STALL_CALLS):
+                start = clock.now
+                call("KeStallExecutionProcessor", [STALL_US])
+                taken.append((clock.now - start) / PS_PER_US)
+            figures["stall"] = {"requested_us": STALL_US, "measured_us": [round(t, 3) for t in taken]}
+        result["verdict"] = "booted"
+    except RunStop as stop:
+        result.update(stop.verdict)
+    except ModelError as exc:
+        result.update(verdict="model-error", model_error={"detail": str(exc)})
+    figures["tick_exits"] = tick_exits
+    return BootResult(_finish(result, machine, kernel, figures), machine)
+
+
+def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dict:
+    figures = figures or {}
+    trace, clock = machine.trace, machine.clock
+    crash = machine.hyperv.crash
+    if crash is not None:
+        p = list(crash.get("p", [0] * 5))
+        if result.get("verdict") == "bugcheck" and result["bugcheck"].get("code") == (p[0] & 0xFFFFFFFF):
+            result["bugcheck"]["reported_via"] = "both"
+        else:
+            if result.get("verdict") not in (None, "bugcheck"):
+                result["ended_as"] = {k: result.pop(k) for k in ("verdict", "hang", "fault") if k in result}
+            result["verdict"] = "bugcheck"
+            result["bugcheck"] = {"code": p[0] & 0xFFFFFFFF, "params": p[1:5], "reported_via": "crash-msrs"}
+    for key in ("bugcheck", "hang", "fault", "load_error"):
+        result.setdefault(key, None)
+    ticks = kernel.ticks
+    periods = [(b - a) / PS_PER_NS for a, b in zip(ticks, ticks[1:])]
+    result["ticks"] = len(ticks)
+    result["tick_period_ns"] = _stats(periods)
+    result["time_increment_100ns"] = {
+        "announced": list(kernel.time_increment) if kernel.time_increment else None,
+        "per_tick": _stats([float(i) for i in kernel.tick_increments]),
+    }
+    drift = None
+    window = figures.get("idle_window")
+    if window is not None:
+        first = window[0]
+        idle_ticks = ticks[first:]
+        incs = kernel.tick_increments[first:]
+        if len(idle_ticks) >= 2:
+            elapsed_ps = idle_ticks[-1] - idle_ticks[0]
+            system_ps = sum(incs[1:]) * 100 * PS_PER_NS
+            drift = round((system_ps - elapsed_ps) / elapsed_ps * 1e6, 3) if elapsed_ps else None
+    result["drift_ppm"] = drift
+    result["hal_init_virtual_us"] = figures.get("hal_init_virtual_us")
+    exits = {cls: trace.exits.get(cls, 0) for cls in EXIT_CLASSES}
+    exits["total"] = sum(exits.values())
+    result["exits"] = exits
+    result["exits_per_qpc"] = figures.get("qpc", {}).get("exits_per_call")
+    tick_exits = figures.get("tick_exits") or []
+    result["exits_per_tick"] = round(sum(tick_exits) / len(tick_exits), 3) if tick_exits else None
+    result["qpc"] = figures.get("qpc")
+    result["stall"] = figures.get("stall")
+    result["legacy_touches"] = _legacy_touches(trace)
+    result["debug_output"] = kernel.debug_output if kernel is not None else []
+    result["serial_output"] = machine.uart.text() if hasattr(machine.uart, "text") else ""
+    result["virtual_time_us"] = clock.now // PS_PER_US
+    result["guest_instructions"] = machine.cpu.instructions
+    result["trace_records"] = len(trace.records)
+    result["trace_sha256"] = trace.sha256()
+    return result
+
+
+__all__ = ["boot", "BootResult", "SpecError", "LoadError"]
