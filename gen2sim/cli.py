@@ -1,0 +1,122 @@
+"""``gen2hal boot`` and ``gen2hal bench``: run a hal.dll on the machine model.
+
+``register(subparsers)`` is called by ``generator.cli`` to add the subcommands.  Exit status of ``boot``:
+0 booted, 1 any other verdict, 2 usage or load errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from specs import SpecError, target_names
+
+from .errors import ModelError
+
+
+def _features(text: str | None) -> tuple[str, ...]:
+    return tuple(sorted({f.strip() for f in text.split(",") if f.strip()})) if text else ()
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dll", metavar="HAL.DLL", help="the hal.dll to boot")
+    p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI the HAL is built for")
+    p.add_argument("--platform", default="gen2", choices=("gen1", "gen2"), help="machine platform (default gen2)")
+    p.add_argument("--hv-clear", metavar="F,...", help="Hyper-V features to clear (names from specs/hyperv.toml)")
+    p.add_argument("--seconds", type=float, default=1.0, help="virtual seconds of idle with interrupts on")
+    p.add_argument("--madt-pcat", choices=("on", "off"), help="force the MADT PC-AT compatibility flag")
+    p.add_argument("--acpi", metavar="DIR", help="use raw ACPI tables dumped into DIR instead of the platform's")
+
+
+def _check(args) -> str | None:
+    if not Path(args.dll).is_file():
+        return f"{args.dll}: no such file"
+    if args.acpi and not Path(args.acpi).is_dir():
+        return f"{args.acpi}: not a directory"
+    if args.seconds <= 0 or args.seconds > 3600:
+        return "--seconds must be in (0, 3600]"
+    return None
+
+
+def _boot(args):
+    from .scenario import boot
+
+    madt = None if args.madt_pcat is None else args.madt_pcat == "on"
+    return boot(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear), seconds=args.seconds,
+                madt_pcat=madt, acpi_dir=args.acpi)
+
+
+def cmd_boot(args) -> int:
+    """``gen2hal boot``: print the summary, optionally write JSON and the trace."""
+    from . import report
+
+    problem = _check(args)
+    if problem:
+        print(f"gen2hal boot: {problem}", file=sys.stderr)
+        return 2
+    try:
+        run = _boot(args)
+    except (SpecError, ModelError) as exc:
+        print(f"gen2hal boot: {exc}", file=sys.stderr)
+        return 2
+    result = run.result
+    print(report.summary(result))
+    if args.json:
+        report.write_json(result, args.json)
+    if args.trace and run.machine is not None:
+        report.write_trace(run.machine.trace, args.trace)
+    if result.get("verdict") == "load-error":
+        return 2
+    return 0 if result.get("verdict") == "booted" else 1
+
+
+def cmd_bench(args) -> int:
+    """``gen2hal bench``: guest instructions per second, wall time of a boot, exits by class."""
+    from .bench import bench
+
+    problem = _check(args)
+    if problem:
+        print(f"gen2hal bench: {problem}", file=sys.stderr)
+        return 2
+    madt = None if args.madt_pcat is None else args.madt_pcat == "on"
+    try:
+        figures = bench(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear),
+                        seconds=args.seconds, madt_pcat=madt, acpi_dir=args.acpi, repeat=args.repeat)
+    except (SpecError, ModelError) as exc:
+        print(f"gen2hal bench: {exc}", file=sys.stderr)
+        return 2
+    print(figures["text"])
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``boot`` and ``bench`` to the ``gen2hal`` command line."""
+    p = subparsers.add_parser("boot", help="boot a hal.dll on the deterministic Gen1/Gen2 machine model",
+                              description="Load HAL.DLL like a kernel loader, run HalInitializeProcessor, "
+                                          "HalInitSystem(0/1), idle with the clock running, query the performance "
+                                          "counter and stall, and report a verdict: booted, bugcheck, hang, fault "
+                                          "or load-error. Exit 0 booted, 1 other verdicts, 2 usage/load errors.")
+    _common(p)
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+    p.add_argument("--trace", metavar="OUT.jsonl", help="write every intercepted operation as JSON lines")
+    p.set_defaults(func=cmd_boot)
+    p = subparsers.add_parser("bench", help="measure the model's speed booting a hal.dll",
+                              description="Boot HAL.DLL and print guest instructions per second, the wall time of "
+                                          "the boot and exits by class.")
+    _common(p)
+    p.add_argument("--repeat", type=int, default=1, help="boots to time (the best is reported)")
+    p.set_defaults(func=cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: ``python -m gen2sim.cli boot ...``."""
+    parser = argparse.ArgumentParser(prog="gen2sim")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
