@@ -36,6 +36,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyze a HAL tree; exit 2 on bad input or a tree that does not parse."""
+    from . import analyze  # libclang is loaded only for this command
+
+    try:
+        model = analyze.analyze(args.src, args.profile, args.target, keep_going=args.keep_going)
+    except analyze.AnalyzeError as exc:
+        print(f"gen2hal analyze: {exc}", file=sys.stderr)
+        for line in exc.lines:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    print(analyze.report(model))
+    if args.json:
+        analyze.write_json(model, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -56,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dll", nargs="+", help="hal.dll to check")
     p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI to check against")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("analyze", help="find a HAL tree's legacy-hardware touch points with libclang",
+                       description="Parse every C file of SRC with the target's flags, build the call graph from the "
+                                   "exports and list each hardware touch point (8259, PIT, RTC, i8042, legacy FADT "
+                                   "fields, MADT PC-AT check, APIC, MSRs, CPUID) with its call path, plus lints. "
+                                   "Exit 2 if SRC is missing or any file does not parse (nothing is written).")
+    p.add_argument("src", metavar="SRC", help="HAL source tree (hal_src, or a ReactOS checkout for --profile reactos)")
+    p.add_argument("--profile", default="hal_src", help="source layout: hal_src (default) or reactos")
+    p.add_argument("--target", default="reactos-amd64", help="kernel ABI whose flags and exports to use")
+    p.add_argument("--json", metavar="OUT", help="also write the model as JSON to OUT")
+    p.add_argument("--keep-going", action="store_true", help="report the errors of every file, not just the first")
+    p.set_defaults(func=_cmd_analyze)
 
     for register in _extensions():
         register(sub)

@@ -1,0 +1,658 @@
+"""The analyzer: parse a HAL tree with libclang and build its model.
+
+The model holds the functions defined in the tree (with line and byte extents, for later rewriting), the call
+graph, the exported entry points, every hardware touch point (classified by ``generator.touchpoints``) with the
+shortest call path from an export, and two lints that matter on Hyper-V Generation 2:
+
+- ``msr-without-cpuid``: an MSR access with no CPUID check before it on its call path. "Before" is by source
+  line: a CPUID (``HalpCpuid``/``__cpuid``, or a call to a tree function that performs one, transitively) earlier
+  in the same function, or earlier than the call to the next function in any caller on the shortest path from an
+  export. Branches are not modelled: a CPUID on another branch still counts. Cheap, and false negatives are rarer
+  than false positives for HAL code, which checks CPUID once during init.
+- ``legacy-port-poll``: a loop (``for``/``while``/``do``) whose exit depends on a read of a legacy-class port
+  (8259, PIT, RTC/CMOS, i8042, including ``HalpReadCmos``): the read is in the loop condition, in the condition of
+  an ``if`` in the body that breaks/returns/jumps out, or assigned to a plain variable named in one of those
+  conditions. One lint per loop. A busy-wait like that never ends, or times out, where the device is absent.
+  Data flow beyond one assignment is not followed.
+
+Profiles say where a tree's C files and headers are: ``hal_src`` (our reference HAL: every ``*.c``, headers in
+``SRC/include``, exports = the target's list through ``SRC/exports.toml`` aliases) and ``reactos`` (a ReactOS
+checkout or a tree with its layout: ``hal/halx86``'s amd64 file set, headers in ``hal/halx86/include``; exports =
+the target's list through ``hal/hal.spec`` aliases when present). Both also see the rendered ``target_abi.h``
+(rendered into a temporary folder, so no prior build is needed) and the mingw-w64 DDK headers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+import tomllib
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from clang.cindex import Cursor, CursorKind
+
+from specs import Target, load_target
+
+from . import clang_front, render, toolchain
+from . import touchpoints as tp
+
+PROFILES = ("hal_src", "reactos")
+DEFAULT_TARGET = "reactos-amd64"
+JSON_VERSION = 1
+#: Order of classes in the human report and the JSON (legacy devices first, then what Gen2 keeps).
+CLASS_ORDER = ("8259", "pit", "rtc", "i8042", "pm-timer-legacy-fadt", "acpi-enable", "madt-pcat", "lapic-mmio",
+               "ioapic-mmio", "msr", "cpuid", "port-other", "port-unknown")
+_LOOPS = (CursorKind.FOR_STMT, CursorKind.WHILE_STMT, CursorKind.DO_STMT)
+#: ReactOS amd64 HAL folders outside the build (see reactos_hal.md §12).
+_REACTOS_EXCLUDE = re.compile(r"(^|/)(i386|mps|xbox|pc98|arm)(/|$)|^generic/bios\.c$")
+
+
+class AnalyzeError(Exception):
+    """The tree cannot be analyzed (missing, empty, or a file does not parse); ``lines`` says where and why."""
+
+    def __init__(self, message: str, lines: list[str] | None = None):
+        super().__init__(message)
+        self.lines = lines or []
+
+
+@dataclass
+class Function:
+    """A function defined in the tree."""
+
+    name: str
+    file: str
+    start_line: int
+    end_line: int
+    start_offset: int
+    end_offset: int
+    static: bool
+    exported: bool = False
+
+
+@dataclass
+class Call:
+    """A call (or, kind ``address``, a reference that hands a function out, e.g. an interrupt handler)."""
+
+    caller: str
+    callee: str
+    file: str
+    line: int
+    kind: str = "call"
+
+
+@dataclass
+class TouchPoint:
+    """One hardware access, classified."""
+
+    cls: str
+    detail: str
+    file: str
+    line: int
+    column: int
+    function: str
+    access: str = ""
+    port: int | None = None
+    number: int | None = None
+    in_loop: bool = False
+    legacy_read: bool = False
+    poll_loop_line: int | None = None
+    reachable: bool = False
+    call_path: list[str] = field(default_factory=list)
+    rtc_use: str | None = None
+
+    def to_json(self) -> dict:
+        """JSON form: ``class`` for ``cls``, ``None`` members left out."""
+        data = asdict(self)
+        data["class"] = data.pop("cls")
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass
+class Lint:
+    """A finding that matters on Generation 2."""
+
+    kind: str
+    file: str
+    line: int
+    function: str
+    message: str
+    call_path: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Model:
+    """What the analyzer knows about a HAL tree."""
+
+    profile: str
+    target: str
+    files: list[str]
+    functions: dict[str, Function]
+    calls: list[Call]
+    exports: list[str]
+    touch_points: list[TouchPoint]
+    lints: list[Lint]
+    seconds: float = 0.0
+
+    def callees(self, name: str) -> list[str]:
+        """Tree functions ``name`` calls or hands out, sorted."""
+        return sorted({c.callee for c in self.calls if c.caller == name and c.callee in self.functions})
+
+    def reach(self, name: str) -> set[str]:
+        """``name`` and every tree function reachable from it."""
+        seen, todo = {name}, [name]
+        while todo:
+            for callee in self.callees(todo.pop()):
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+        return seen
+
+    def touches(self, function: str, cls: str, transitive: bool = False) -> list[TouchPoint]:
+        """Touch points of class ``cls`` in ``function`` (and, with ``transitive``, in what it reaches)."""
+        scope = self.reach(function) if transitive else {function}
+        return [t for t in self.touch_points if t.cls == cls and t.function in scope]
+
+    def to_json(self) -> dict:
+        """The stable JSON document (no timings, no absolute paths, sorted)."""
+        graph: dict[str, list[str]] = {}
+        for name in sorted(self.functions):
+            graph[name] = self.callees(name)
+        return {
+            "version": JSON_VERSION,
+            "profile": self.profile,
+            "target": self.target,
+            "files": self.files,
+            "exports": self.exports,
+            "functions": [asdict(self.functions[n]) for n in sorted(self.functions)],
+            "call_graph": graph,
+            "calls": [asdict(c) for c in self.calls],
+            "touch_points": [t.to_json() for t in self.touch_points],
+            "lints": [asdict(lint) for lint in self.lints],
+            "totals": self.totals(),
+        }
+
+    def totals(self) -> dict:
+        """Counts by touch-point class and lint kind."""
+        by_class: dict[str, int] = {}
+        for t in self.touch_points:
+            by_class[t.cls] = by_class.get(t.cls, 0) + 1
+        by_lint: dict[str, int] = {}
+        for lint in self.lints:
+            by_lint[lint.kind] = by_lint.get(lint.kind, 0) + 1
+        return {
+            "files": len(self.files),
+            "functions": len(self.functions),
+            "exports_defined": len(self.exports),
+            "touch_points": dict(sorted(by_class.items(), key=lambda kv: _class_key(kv[0]))),
+            "lints": dict(sorted(by_lint.items())),
+        }
+
+
+def _class_key(cls: str) -> tuple[int, str]:
+    return (CLASS_ORDER.index(cls) if cls in CLASS_ORDER else len(CLASS_ORDER), cls)
+
+
+# ---- inputs per profile -----------------------------------------------------------------------------------------
+
+@dataclass
+class _Layout:
+    root: Path               # paths in the model are relative to this (SRC)
+    sources: list[Path]
+    includes: list[Path]
+    export_aliases: dict[str, str]
+
+
+def _reactos_spec_aliases(spec: Path) -> dict[str, str]:
+    """export -> implementing function from a ReactOS ``.spec`` (``@ stdcall Export(args) Internal``)."""
+    aliases = {}
+    pattern = re.compile(r"^@\s+\w+\s+(?:-\S+\s+)*([A-Za-z_]\w*)(?:\([^)]*\))?\s+([A-Za-z_]\w*)\s*(?:#.*)?$")
+    for line in spec.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = pattern.match(line.strip())
+        if match:
+            aliases[match.group(1)] = match.group(2)
+    return aliases
+
+
+def _layout(src: Path, profile: str) -> _Layout:
+    if profile == "hal_src":
+        sources = sorted(src.rglob("*.c"))
+        aliases: dict[str, str] = {}
+        exports_toml = src / "exports.toml"
+        if exports_toml.is_file():
+            try:
+                aliases = dict(tomllib.loads(exports_toml.read_text(encoding="utf-8")).get("aliases", {}))
+            except tomllib.TOMLDecodeError as exc:
+                raise AnalyzeError(f"{exports_toml}: {exc}") from None
+        return _Layout(src, sources, [src / "include"], aliases)
+    # reactos: SRC may be a checkout (hal/halx86 inside) or the halx86 folder itself.
+    halx86 = src / "hal" / "halx86" if (src / "hal" / "halx86").is_dir() else src
+    sources = sorted(p for p in halx86.rglob("*.c")
+                     if not _REACTOS_EXCLUDE.search(p.relative_to(halx86).as_posix()))
+    spec = src / "hal" / "hal.spec"
+    aliases = _reactos_spec_aliases(spec) if spec.is_file() else {}
+    return _Layout(src, sources, [halx86 / "include"], aliases)
+
+
+def _rel(path: str | Path, root: Path, extra: dict[Path, str] | None = None) -> str:
+    """``path`` relative to ``root`` (POSIX), or a short stable name for known outside folders."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        for folder, name in (extra or {}).items():
+            try:
+                return f"<{name}>/" + p.relative_to(folder.resolve()).as_posix()
+            except ValueError:
+                continue
+        return str(path)
+
+
+# ---- AST walking ------------------------------------------------------------------------------------------------
+
+class _FileWalker:
+    """Collects functions, calls and raw touch points from one translation unit's main file."""
+
+    def __init__(self, tu, rel: str, data: bytes):
+        self.tu = tu
+        self.rel = rel
+        self.data = data
+        self.functions: list[Function] = []
+        self.calls: list[Call] = []
+        self.points: list[TouchPoint] = []
+        self._callee_refs: set[int] = set()
+        self._ancestors: list[Cursor] = []
+        self._cmos_selected: dict[str, int | None] = {}
+
+    def run(self) -> None:
+        for cursor in self.tu.cursor.get_children():
+            if cursor.kind != CursorKind.FUNCTION_DECL or not cursor.is_definition():
+                continue
+            if not clang_front.from_main_file(cursor):
+                continue
+            ext = cursor.extent
+            fn = Function(cursor.spelling, self.rel, ext.start.line, ext.end.line, ext.start.offset,
+                          ext.end.offset, cursor.storage_class.name == "STATIC")
+            self.functions.append(fn)
+            for child in cursor.get_children():
+                if child.kind == CursorKind.COMPOUND_STMT:
+                    self._walk(child, fn.name, False)
+        # PM1a control is the enable handshake only next to SMI_CMD / ACPI_ENABLE (see touchpoints).
+        enabling = {p.function for p in self.points if p.cls == "acpi-enable" and "PM1a" not in p.detail}
+        self.points = [p for p in self.points
+                       if not (p.cls == "acpi-enable" and "PM1a" in p.detail and p.function not in enabling)]
+
+    def _walk(self, node: Cursor, function: str, in_loop: bool) -> None:
+        self._ancestors.append(node)
+        for child in node.get_children():
+            kind = child.kind
+            if kind == CursorKind.CALL_EXPR:
+                self._call(child, function, in_loop)
+            elif kind == CursorKind.MEMBER_REF_EXPR:
+                self._member(child, function, in_loop)
+            elif kind == CursorKind.DECL_REF_EXPR:
+                self._decl_ref(child, function)
+            self._walk(child, function, in_loop or kind in _LOOPS)
+        self._ancestors.pop()
+
+    def _poll_loop(self, cursor: Cursor) -> int | None:
+        """Line of the innermost loop whose exit depends on the read at ``cursor``, or None.
+
+        Approximation (documented in the module docstring): the read is in the loop's condition (or a ``for``'s
+        init/increment), or in the condition of an ``if`` in the body whose branch leaves the loop (break, return,
+        goto), or its value is assigned to a plain variable named in one of those conditions.
+        """
+        chain = self._ancestors + [cursor]
+        loop_i = max((i for i, c in enumerate(chain) if c.kind in _LOOPS), default=None)
+        if loop_i is None or loop_i + 1 >= len(chain):
+            return None
+        loop = chain[loop_i]
+        parts = list(loop.get_children())
+        body = parts[0] if loop.kind == CursorKind.DO_STMT else parts[-1]
+        on_path = chain[loop_i + 1]
+        if on_path.extent.start.offset != body.extent.start.offset:
+            return loop.location.line  # in the condition
+        conditions = [p for p in parts if p.extent.start.offset != body.extent.start.offset]
+        conditions += _exit_conditions(body)
+        cond_ranges = [(c.extent.start.offset, c.extent.end.offset) for c in conditions]
+        here = cursor.extent.start.offset
+        if any(a <= here < b for a, b in cond_ranges):
+            return loop.location.line
+        cond_vars = {d.spelling for c in conditions for d in c.walk_preorder()
+                     if d.kind == CursorKind.DECL_REF_EXPR}
+        for anc in reversed(chain[loop_i + 1:-1]):
+            if anc.kind == CursorKind.VAR_DECL:
+                return loop.location.line if anc.spelling in cond_vars else None
+            if anc.kind in (CursorKind.BINARY_OPERATOR, CursorKind.COMPOUND_ASSIGNMENT_OPERATOR):
+                lhs = clang_front.strip_implicit(next(anc.get_children()))
+                if lhs.kind == CursorKind.DECL_REF_EXPR and _operator(anc, lhs).endswith("=") \
+                        and _operator(anc, lhs) not in ("==", "!=", "<=", ">="):
+                    return loop.location.line if lhs.spelling in cond_vars else None
+            if anc.kind in (CursorKind.COMPOUND_STMT, CursorKind.IF_STMT):
+                return None
+        return None
+
+    def _call(self, call: Cursor, function: str, in_loop: bool) -> None:
+        name = call.spelling
+        callee_ref = call.referenced
+        if callee_ref is None or callee_ref.kind != CursorKind.FUNCTION_DECL:
+            return  # a call through a pointer: no static callee
+        # Remember the callee's name reference so it is not also counted as "address taken".
+        for child in call.get_children():
+            inner = clang_front.strip_implicit(child)
+            if inner.kind == CursorKind.DECL_REF_EXPR:
+                self._callee_refs.add(inner.extent.start.offset)
+            break
+        line = call.location.line
+        self.calls.append(Call(function, name, self.rel, line))
+        args = [tp.Arg(clang_front.evaluate_int(a), clang_front.source_text(a, self.data))
+                for a in call.get_arguments()]
+        for hit in tp.classify_call(name, args):
+            self._add(hit, call, function, in_loop)
+
+    def _member(self, ref: Cursor, function: str, in_loop: bool) -> None:
+        member = ref.spelling
+        if member not in tp.FADT_MEMBERS and member not in tp.PM1A_CONTROL_MEMBERS \
+                and member not in tp.MADT_FLAGS_MEMBERS:
+            return
+        records = []
+        decl = ref.referenced
+        if decl is not None and decl.semantic_parent is not None:
+            records.append(decl.semantic_parent.spelling)
+            records.append(decl.semantic_parent.type.spelling)
+        for child in ref.get_children():
+            base = child.type
+            if base.get_pointee().spelling:
+                base = base.get_pointee()
+            records.append(base.spelling)
+            records.append(base.get_canonical().spelling)
+            break
+        cleaned = [re.sub(r"^(const |volatile |struct )+", "", r).strip() for r in records if r]
+        hit = tp.classify_member(member, cleaned)
+        if hit is not None:
+            self._add(hit, ref, function, in_loop)
+
+    def _decl_ref(self, ref: Cursor, function: str) -> None:
+        target = ref.referenced
+        if target is None or target.kind != CursorKind.FUNCTION_DECL:
+            return
+        if ref.extent.start.offset in self._callee_refs:
+            return
+        # A function named but not called: handed to someone who will call it (interrupt handler, callback).
+        self.calls.append(Call(function, ref.spelling, self.rel, ref.location.line, "address"))
+
+    def _add(self, hit: tp.Hit, cursor: Cursor, function: str, in_loop: bool) -> None:
+        loc = cursor.location
+        point = TouchPoint(hit.cls, hit.detail, self.rel, loc.line, loc.column, function, hit.access,
+                           hit.port, hit.number, in_loop, hit.legacy_port_read)
+        # The data port reaches whatever register the last select in this function (in source order) chose.
+        if hit.port == tp.CMOS_ADDRESS_PORT and hit.access == "write":
+            self._cmos_selected[function] = hit.number
+        elif hit.port == tp.CMOS_DATA_PORT:
+            point.number = self._cmos_selected.get(function)
+            if point.number is not None:
+                point.detail += f" {tp.cmos_register(point.number)}"
+        if in_loop and hit.legacy_port_read and hit.cls in tp.LEGACY_PORT_CLASSES:
+            point.poll_loop_line = self._poll_loop(cursor)
+        self.points.append(point)
+
+
+def _exit_conditions(body: Cursor) -> list[Cursor]:
+    """Conditions of ``if`` statements in a loop body whose branch leaves the loop (break/return/goto)."""
+    found = []
+    for node in body.walk_preorder():
+        if node.kind != CursorKind.IF_STMT:
+            continue
+        parts = list(node.get_children())
+        if len(parts) >= 2 and any(n.kind in (CursorKind.BREAK_STMT, CursorKind.RETURN_STMT, CursorKind.GOTO_STMT)
+                                   for branch in parts[1:] for n in branch.walk_preorder()):
+            found.append(parts[0])
+    return found
+
+
+def _operator(binop: Cursor, lhs: Cursor) -> str:
+    """The operator token of a binary expression (the first token after its left operand; cindex 16 has no
+    operator-kind accessor)."""
+    end = lhs.extent.end.offset
+    for token in binop.get_tokens():
+        if token.extent.start.offset >= end:
+            return token.spelling
+    return ""
+
+
+# ---- whole-tree analysis ----------------------------------------------------------------------------------------
+
+def _shortest_paths(functions: dict[str, Function], edges: dict[str, list[str]], exports: list[str]) \
+        -> dict[str, list[str]]:
+    """Shortest call path from any export to each reachable function (BFS from the sorted exports, sorted
+    neighbours: deterministic ties)."""
+    parent: dict[str, str | None] = {}
+    queue: deque[str] = deque()
+    for name in exports:
+        parent[name] = None
+        queue.append(name)
+    while queue:
+        name = queue.popleft()
+        for callee in edges.get(name, []):
+            if callee not in parent:
+                parent[callee] = name
+                queue.append(callee)
+    paths: dict[str, list[str]] = {}
+    for name in parent:
+        path, cur = [], name
+        while cur is not None:
+            path.append(cur)
+            cur = parent[cur]
+        paths[name] = path[::-1]
+    return paths
+
+
+def _lints(model: Model, edges: dict[str, list[str]]) -> list[Lint]:
+    """The MSR-without-CPUID and legacy-port-poll lints (rules in the module docstring)."""
+    # Functions that perform CPUID themselves or through a tree callee (fixpoint over direct calls).
+    cpuid_lines: dict[str, list[int]] = {}
+    for t in model.touch_points:
+        if t.cls == "cpuid":
+            cpuid_lines.setdefault(t.function, []).append(t.line)
+    does_cpuid = set(cpuid_lines)
+    changed = True
+    while changed:
+        changed = False
+        for call in model.calls:
+            if call.kind == "call" and call.callee in does_cpuid and call.caller not in does_cpuid:
+                does_cpuid.add(call.caller)
+                changed = True
+    guard_lines: dict[str, list[int]] = {name: list(lines) for name, lines in cpuid_lines.items()}
+    for call in model.calls:
+        if call.kind == "call" and call.callee in does_cpuid:
+            guard_lines.setdefault(call.caller, []).append(call.line)
+
+    def guarded_before(function: str, line: int) -> bool:
+        return any(g < line for g in guard_lines.get(function, []))
+
+    first_call_line: dict[tuple[str, str], int] = {}
+    for call in model.calls:
+        key = (call.caller, call.callee)
+        first_call_line[key] = min(first_call_line.get(key, call.line), call.line)
+
+    lints: list[Lint] = []
+    polls: dict[tuple[str, str, int], list[TouchPoint]] = {}
+    for t in model.touch_points:
+        if t.cls == "msr":
+            path = t.call_path or [t.function]
+            guarded = guarded_before(t.function, t.line)
+            for caller, callee in zip(path, path[1:]):
+                if guarded:
+                    break
+                site = first_call_line.get((caller, callee))
+                guarded = site is not None and guarded_before(caller, site)
+            if not guarded:
+                where = "on the path " + " -> ".join(path) if t.reachable else "(not reachable from an export)"
+                lints.append(Lint("msr-without-cpuid", t.file, t.line, t.function,
+                                  f"{t.detail} with no CPUID check before it {where}", list(t.call_path)))
+        if t.poll_loop_line is not None:
+            polls.setdefault((t.file, t.function, t.poll_loop_line), []).append(t)
+    # One lint per polling loop, at the loop, naming the first read it polls.
+    for (file, function, loop_line), reads in sorted(polls.items()):
+        first = reads[0]
+        more = f" (+{len(reads) - 1} more reads)" if len(reads) > 1 else ""
+        lints.append(Lint("legacy-port-poll", file, loop_line, function,
+                          f"loop polls a legacy {first.cls} port: {first.detail} at line {first.line}{more}; "
+                          f"it never ends or misbehaves where the device is absent", list(first.call_path)))
+    lints.sort(key=lambda lint: (lint.kind, lint.file, lint.line, lint.function))
+    return lints
+
+
+def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAULT_TARGET,
+            keep_going: bool = False) -> Model:
+    """Parse every C file of the tree ``src`` with the target's flags and build its model.
+
+    Raises ``AnalyzeError`` for an unknown profile, a missing or empty tree, or any file that does not parse
+    (with ``keep_going`` after trying every file, listing all errors; otherwise at the first failing file).
+    ``specs.SpecError`` propagates for an unknown target.
+    """
+    started = time.perf_counter()
+    if profile not in PROFILES:
+        raise AnalyzeError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    target = load_target(target_name)
+    root = Path(src)
+    if not root.is_dir():
+        raise AnalyzeError(f"{src}: no such directory")
+    layout = _layout(root, profile)
+    if not layout.sources:
+        raise AnalyzeError(f"{src}: no C files to analyze for profile {profile}")
+    try:
+        ddk = toolchain.sysroot_include() / "ddk"
+    except toolchain.ToolchainError as exc:
+        raise AnalyzeError(str(exc)) from None
+
+    functions: list[Function] = []
+    calls: list[Call] = []
+    points: list[TouchPoint] = []
+    errors: list[str] = []
+    files: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gen2hal-analyze-") as tmp:
+        target_include = Path(tmp)
+        (target_include / "target_abi.h").write_text(render.target_header(target), encoding="utf-8")
+        args = clang_front.compile_args(toolchain.defines(target), [target_include, *layout.includes], [ddk])
+        outside = {target_include: "target_abi", ddk: "ddk"}
+        for path in layout.sources:
+            rel = _rel(path, root)
+            files.append(rel)
+            tu, diags = clang_front.parse(path, args)
+            if diags:
+                for d in diags:
+                    where = _rel(d.file, root, outside) if d.line else rel
+                    errors.append(f"{where}:{d.line}:{d.column}: {d.severity}: {d.message}")
+                if not keep_going:
+                    break
+                continue
+            walker = _FileWalker(tu, rel, path.read_bytes())
+            walker.run()
+            functions += walker.functions
+            calls += walker.calls
+            points += walker.points
+    if errors:
+        raise AnalyzeError("the tree does not parse; refusing to analyze it", errors)
+
+    by_name: dict[str, Function] = {}
+    for fn in sorted(functions, key=lambda f: (f.name, f.file)):
+        # Two static functions of one name in different files: keep the first by path, say so by file name.
+        if fn.name in by_name:
+            fn.name = f"{fn.file}:{fn.name}"
+        by_name[fn.name] = fn
+    entry_names = {layout.export_aliases.get(name, name) for name in target.exports}
+    exports = sorted(n for n in entry_names if n in by_name)
+    for name in exports:
+        by_name[name].exported = True
+
+    edges: dict[str, list[str]] = {}
+    for call in calls:
+        if call.callee in by_name:
+            edges.setdefault(call.caller, [])
+            if call.callee not in edges[call.caller]:
+                edges[call.caller].append(call.callee)
+    for name in edges:
+        edges[name].sort()
+    paths = _shortest_paths(by_name, edges, exports)
+
+    # (CMOS index, access) per function: a helper call says its access; a select through port 0x70 counts as a
+    # write when the same function writes the data port 0x71.
+    data_writers = {p.function for p in points if p.port == tp.CMOS_DATA_PORT and p.access == "write"}
+    rtc_indices: dict[str, set[tuple[int | None, str]]] = {}
+    for p in points:
+        if p.cls == "rtc" and p.port is None:
+            rtc_indices.setdefault(p.function, set()).add((p.number, p.access))
+        elif p.cls == "rtc" and p.port == tp.CMOS_ADDRESS_PORT and p.access == "write":
+            access = "write" if p.function in data_writers else "read"
+            rtc_indices.setdefault(p.function, set()).add((p.number, access))
+    for p in points:
+        p.call_path = list(paths.get(p.function, []))
+        p.reachable = bool(p.call_path)
+        if p.cls == "rtc":
+            p.rtc_use = tp.rtc_use(rtc_indices.get(p.function, set()))
+
+    points.sort(key=lambda p: (_class_key(p.cls), p.file, p.line, p.column, p.detail))
+    calls.sort(key=lambda c: (c.file, c.line, c.caller, c.callee, c.kind))
+    model = Model(profile, target.name, files, by_name, calls, exports, points, [])
+    model.lints = _lints(model, edges)
+    model.seconds = time.perf_counter() - started
+    return model
+
+
+# ---- output -----------------------------------------------------------------------------------------------------
+
+def write_json(model: Model, out: str | Path) -> None:
+    """Write the model's JSON to ``out`` atomically (temporary file in the same folder, then rename)."""
+    out = Path(out)
+    text = json.dumps(model.to_json(), indent=2, sort_keys=True) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def report(model: Model) -> str:
+    """The human-readable report: touch points grouped by class, then lints, then totals and timing."""
+    lines = [f"gen2hal analyze: profile {model.profile}, target {model.target}: {len(model.files)} files, "
+             f"{len(model.functions)} functions, {len(model.exports)} exports defined"]
+    groups: dict[str, list[TouchPoint]] = {}
+    for t in model.touch_points:
+        groups.setdefault(t.cls, []).append(t)
+    for cls in sorted(groups, key=_class_key):
+        items = groups[cls]
+        lines.append("")
+        lines.append(f"== {cls} ({len(items)})")
+        width_loc = max(len(f"{t.file}:{t.line}") for t in items)
+        width_fn = max(len(t.function) for t in items)
+        for t in items:
+            extra = []
+            if t.rtc_use:
+                extra.append(f"[{t.rtc_use}]")
+            if t.in_loop:
+                extra.append("[in loop]")
+            path = " -> ".join(t.call_path) if t.call_path else "(not reachable from an export)"
+            lines.append(f"  {t.file + ':' + str(t.line):{width_loc}}  {t.function:{width_fn}}  {t.detail} "
+                         f"{' '.join(extra)}".rstrip())
+            lines.append(f"  {'':{width_loc}}  {'':{width_fn}}  via {path}")
+    lines.append("")
+    lines.append(f"== lints ({len(model.lints)})")
+    for lint in model.lints:
+        lines.append(f"  {lint.file}:{lint.line}: {lint.kind}: {lint.function}: {lint.message}")
+    totals = model.totals()
+    lines.append("")
+    lines.append("== totals")
+    lines.append("  touch points: " + (", ".join(f"{k} {v}" for k, v in totals["touch_points"].items()) or "none"))
+    lines.append("  lints: " + (", ".join(f"{k} {v}" for k, v in totals["lints"].items()) or "none"))
+    lines.append(f"  analysis time: {model.seconds:.2f} s")
+    return "\n".join(lines)

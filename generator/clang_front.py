@@ -1,0 +1,202 @@
+"""libclang front end: one configured index, the compile arguments, and the C entry points cindex.py lacks.
+
+The PyPI ``libclang`` wheel ships ``libclang.so`` but no builtin headers (``stddef.h``, intrinsics), so the
+resource directory of Debian's ``libclang-common-<major>-dev`` is passed explicitly; its major version must match
+the library's (other pairings give spurious errors or crashes, see the team's toolchain notes).
+
+``cindex.py`` (16.0.6) does not wrap ``clang_Cursor_Evaluate``, the ``clang_EvalResult_*`` family or
+``clang_Location_isFromMainFile``; they are bound here with ctypes against the library cindex already loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from clang import cindex
+
+TRIPLE = "x86_64-w64-mingw32"
+#: Arguments that make libclang accept kernel-style C as mingw-w64 gcc does (MS anonymous members, pragma pack).
+BASE_ARGS = ["-x", "c", "-std=gnu11", f"--target={TRIPLE}", "-fms-extensions", "-Wno-pragma-pack"]
+
+# CXEvalResultKind values (clang-c/Index.h).
+_EVAL_INT = 1
+
+_bound = False
+
+
+class FrontEndError(RuntimeError):
+    """libclang or its builtin headers are missing or unusable."""
+
+
+def _lib():
+    """The loaded libclang with the extra prototypes bound (once)."""
+    global _bound
+    lib = cindex.conf.lib
+    if not _bound:
+        cursor = cindex.Cursor
+        lib.clang_Cursor_Evaluate.argtypes = [cursor]
+        lib.clang_Cursor_Evaluate.restype = ctypes.c_void_p
+        lib.clang_EvalResult_getKind.argtypes = [ctypes.c_void_p]
+        lib.clang_EvalResult_getKind.restype = ctypes.c_int
+        lib.clang_EvalResult_isUnsignedInt.argtypes = [ctypes.c_void_p]
+        lib.clang_EvalResult_isUnsignedInt.restype = ctypes.c_uint
+        lib.clang_EvalResult_getAsUnsigned.argtypes = [ctypes.c_void_p]
+        lib.clang_EvalResult_getAsUnsigned.restype = ctypes.c_ulonglong
+        lib.clang_EvalResult_getAsLongLong.argtypes = [ctypes.c_void_p]
+        lib.clang_EvalResult_getAsLongLong.restype = ctypes.c_longlong
+        lib.clang_EvalResult_dispose.argtypes = [ctypes.c_void_p]
+        lib.clang_EvalResult_dispose.restype = None
+        lib.clang_Location_isFromMainFile.argtypes = [cindex.SourceLocation]
+        lib.clang_Location_isFromMainFile.restype = ctypes.c_int
+        _bound = True
+    return lib
+
+
+def clang_version() -> str:
+    """The loaded libclang's version string (e.g. ``clang version 16.0.6``)."""
+    lib = cindex.conf.lib
+    fn = lib.clang_getClangVersion
+    fn.restype = cindex._CXString
+    fn.argtypes = []
+    return cindex._CXString.from_result(fn())
+
+
+def resource_dir() -> Path:
+    """The clang builtin-header folder matching the loaded libclang's major version.
+
+    ``GEN2HAL_CLANG_RESOURCE_DIR`` overrides the search (for other distributions).
+    """
+    override = os.environ.get("GEN2HAL_CLANG_RESOURCE_DIR")
+    if override:
+        path = Path(override)
+        if not (path / "include" / "stddef.h").is_file():
+            raise FrontEndError(f"GEN2HAL_CLANG_RESOURCE_DIR={override}: no include/stddef.h there")
+        return path
+    version = clang_version()
+    major = ""
+    for word in version.split():
+        if word[:1].isdigit():
+            major = word.split(".")[0]
+            break
+    candidates = sorted(glob.glob(f"/usr/lib/llvm-{major}/lib/clang/{major}*"))
+    for cand in candidates:
+        if Path(cand, "include", "stddef.h").is_file():
+            return Path(cand)
+    raise FrontEndError(
+        f"clang {major} builtin headers not found (/usr/lib/llvm-{major}/lib/clang/{major}): install Debian's "
+        f"libclang-common-{major}-dev, or set GEN2HAL_CLANG_RESOURCE_DIR")
+
+
+def compile_args(defines: list[str], include_dirs: list[Path], system_dirs: list[Path]) -> list[str]:
+    """libclang arguments: the base set, the resource dir, ``-D`` defines, ``-I`` then ``-isystem`` folders."""
+    args = list(BASE_ARGS) + ["-resource-dir", str(resource_dir())]
+    args += [f"-D{d}" for d in defines]
+    args += [f"-I{p}" for p in include_dirs]
+    for p in system_dirs:
+        args += ["-isystem", str(p)]
+    return args
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One error-or-worse diagnostic, with its location."""
+
+    file: str
+    line: int
+    column: int
+    severity: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+
+_index: cindex.Index | None = None
+
+
+def index() -> cindex.Index:
+    """The process-wide libclang index (creating one per file would reload nothing but costs time)."""
+    global _index
+    if _index is None:
+        _lib()
+        _index = cindex.Index.create()
+    return _index
+
+
+def parse(path: Path, args: list[str], detailed: bool = False) -> tuple[cindex.TranslationUnit | None,
+                                                                          list[Diagnostic]]:
+    """Parse one C file; returns the translation unit and its error (or fatal) diagnostics.
+
+    The unit is ``None`` when libclang could not produce one at all (reported as a diagnostic at line 0).
+    ``detailed`` adds macro-instantiation cursors, which the analysis does not need (macros are folded by
+    evaluation), so it is off by default for speed.
+    """
+    options = cindex.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD if detailed else 0
+    try:
+        tu = index().parse(str(path), args=args, options=options)
+    except cindex.TranslationUnitLoadError as exc:
+        return None, [Diagnostic(str(path), 0, 0, "fatal", f"libclang could not parse the file: {exc}")]
+    errors = []
+    for diag in tu.diagnostics:
+        if diag.severity < cindex.Diagnostic.Error:
+            continue
+        loc = diag.location
+        where = loc.file.name if loc.file is not None else str(path)
+        severity = "fatal" if diag.severity >= cindex.Diagnostic.Fatal else "error"
+        errors.append(Diagnostic(where, loc.line, loc.column, severity, diag.spelling))
+    return tu, errors
+
+
+def from_main_file(cursor: cindex.Cursor) -> bool:
+    """Whether ``cursor`` starts in the translation unit's main file (fast: no path strings compared)."""
+    return bool(_lib().clang_Location_isFromMainFile(cursor.location))
+
+
+def evaluate_int(cursor: cindex.Cursor) -> int | None:
+    """The integer value of a constant expression (macros folded), descending through casts and parentheses.
+
+    ``(PUCHAR)CMOS_ADDRESS_PORT`` and ``(USHORT)(0x70)`` both give 0x70; a non-constant gives ``None``.
+    """
+    lib = _lib()
+    node = cursor
+    for _ in range(16):  # depth guard: casts nest a few levels at most
+        result = lib.clang_Cursor_Evaluate(node)
+        if result:
+            try:
+                if lib.clang_EvalResult_getKind(result) == _EVAL_INT:
+                    if lib.clang_EvalResult_isUnsignedInt(result):
+                        return int(lib.clang_EvalResult_getAsUnsigned(result))
+                    return int(lib.clang_EvalResult_getAsLongLong(result))
+            finally:
+                lib.clang_EvalResult_dispose(result)
+        children = list(node.get_children())
+        # Pointer casts do not evaluate as integers: step into the one operand of a cast or paren.
+        if node.kind in (cindex.CursorKind.CSTYLE_CAST_EXPR, cindex.CursorKind.PAREN_EXPR,
+                         cindex.CursorKind.UNEXPOSED_EXPR) and children:
+            node = children[-1]
+            continue
+        return None
+    return None
+
+
+def strip_implicit(cursor: cindex.Cursor) -> cindex.Cursor:
+    """The expression under implicit casts and parentheses (``UNEXPOSED_EXPR`` wrappers in cindex)."""
+    node = cursor
+    while node.kind in (cindex.CursorKind.UNEXPOSED_EXPR, cindex.CursorKind.PAREN_EXPR,
+                        cindex.CursorKind.CSTYLE_CAST_EXPR):
+        children = list(node.get_children())
+        if not children:
+            break
+        node = children[-1]
+    return node
+
+
+def source_text(cursor: cindex.Cursor, data: bytes) -> str:
+    """The exact source text of ``cursor`` from the main file's bytes (one line, spaces collapsed)."""
+    start, end = cursor.extent.start.offset, cursor.extent.end.offset
+    text = data[start:end].decode("utf-8", "replace")
+    return " ".join(text.split())
