@@ -267,6 +267,10 @@ class _FileWalker:
         self._callee_refs: set[int] = set()
         self._ancestors: list[Cursor] = []
         self._cmos_selected: dict[str, int | None] = {}
+        #: (copy name, hit, function, file, line): a classified member value stored elsewhere.
+        self.copies: list[tuple[str, tp.Hit, str, str, int]] = []
+        #: (name, file, line, column, function, in_loop) of every member and file-scope variable reference.
+        self.refs: list[tuple[str, str, int, int, str, bool]] = []
 
     def run(self) -> None:
         for cursor in self.tu.cursor.get_children():
@@ -294,8 +298,9 @@ class _FileWalker:
                 self._call(child, function, in_loop)
             elif kind == CursorKind.MEMBER_REF_EXPR:
                 self._member(child, function, in_loop)
+                self._note_ref(child, function, in_loop)
             elif kind == CursorKind.DECL_REF_EXPR:
-                self._decl_ref(child, function)
+                self._decl_ref(child, function, in_loop)
             self._walk(child, function, in_loop or kind in _LOOPS)
         self._ancestors.pop()
 
@@ -375,9 +380,38 @@ class _FileWalker:
         hit = tp.classify_member(member, cleaned)
         if hit is not None:
             self._add(hit, ref, function, in_loop)
+            copy = self._assigned_to(ref)
+            if copy is not None and copy != member:
+                self.copies.append((copy, hit, function, self.rel, ref.location.line))
 
-    def _decl_ref(self, ref: Cursor, function: str) -> None:
+    def _assigned_to(self, cursor: Cursor) -> str | None:
+        """The member or file-scope variable that the expression at ``cursor`` is stored into, if it is the
+        right-hand side of a plain assignment (``HalpInfo.MadtFlags = Madt->Flags``); else None."""
+        here = cursor.extent.start.offset
+        for anc in reversed(self._ancestors):
+            if anc.kind == CursorKind.BINARY_OPERATOR:
+                lhs = clang_front.strip_implicit(next(anc.get_children()))
+                if _operator(anc, lhs) != "=" or here < lhs.extent.end.offset:
+                    return None
+                if lhs.kind == CursorKind.MEMBER_REF_EXPR:
+                    return lhs.spelling
+                if lhs.kind == CursorKind.DECL_REF_EXPR and _is_global_var(lhs.referenced):
+                    return lhs.spelling
+                return None
+            if anc.kind in (CursorKind.COMPOUND_STMT, CursorKind.IF_STMT, CursorKind.CALL_EXPR,
+                            CursorKind.VAR_DECL) or anc.kind in _LOOPS:
+                return None
+        return None
+
+    def _note_ref(self, ref: Cursor, function: str, in_loop: bool) -> None:
+        loc = ref.location
+        self.refs.append((ref.spelling, self.rel, loc.line, loc.column, function, in_loop))
+
+    def _decl_ref(self, ref: Cursor, function: str, in_loop: bool) -> None:
         target = ref.referenced
+        if target is not None and target.kind == CursorKind.VAR_DECL and _is_global_var(target):
+            self._note_ref(ref, function, in_loop)
+            return
         if target is None or target.kind != CursorKind.FUNCTION_DECL:
             return
         if ref.extent.start.offset in self._callee_refs:
@@ -399,6 +433,12 @@ class _FileWalker:
         if in_loop and hit.legacy_port_read and hit.cls in tp.LEGACY_PORT_CLASSES:
             point.poll_loop_line = self._poll_loop(cursor)
         self.points.append(point)
+
+
+def _is_global_var(decl: Cursor | None) -> bool:
+    """Whether ``decl`` is a variable declared at file scope."""
+    return (decl is not None and decl.kind == CursorKind.VAR_DECL and decl.semantic_parent is not None
+            and decl.semantic_parent.kind == CursorKind.TRANSLATION_UNIT)
 
 
 def _exit_conditions(body: Cursor) -> list[Cursor]:
@@ -425,6 +465,26 @@ def _operator(binop: Cursor, lhs: Cursor) -> str:
 
 
 # ---- whole-tree analysis ----------------------------------------------------------------------------------------
+
+def _copy_uses(copies: list[tuple[str, tp.Hit, str, str, int]],
+               refs: list[tuple[str, str, int, int, str, bool]]) -> list[TouchPoint]:
+    """Touch points where a stored copy of a classified value is used (one step of data flow, across files):
+    ``Info.MadtFlags = Madt->Flags`` in one function, ``Info.MadtFlags & PCAT_COMPAT`` in another."""
+    origin: dict[str, tuple[tp.Hit, str, str, int]] = {}
+    for name, hit, function, file, line in sorted(copies, key=lambda c: (c[0], c[3], c[4])):
+        origin.setdefault(name, (hit, function, file, line))
+    found = []
+    for name, file, line, column, function, in_loop in refs:
+        if name not in origin:
+            continue
+        hit, from_fn, from_file, from_line = origin[name]
+        if (file, line) == (from_file, from_line):
+            continue  # the store itself
+        found.append(TouchPoint(hit.cls, f"{hit.detail} via copy `{name}` (stored by {from_fn}, "
+                                         f"{from_file}:{from_line})", file, line, column, function, hit.access,
+                                hit.port, hit.number, in_loop))
+    return found
+
 
 def _shortest_paths(functions: dict[str, Function], edges: dict[str, list[str]], exports: list[str]) \
         -> dict[str, list[str]]:
@@ -535,6 +595,8 @@ def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAUL
     points: list[TouchPoint] = []
     errors: list[str] = []
     files: list[str] = []
+    copies: list[tuple[str, tp.Hit, str, str, int]] = []
+    refs: list[tuple[str, str, int, int, str, bool]] = []
     with tempfile.TemporaryDirectory(prefix="gen2hal-analyze-") as tmp:
         target_include = Path(tmp)
         (target_include / "target_abi.h").write_text(render.target_header(target), encoding="utf-8")
@@ -556,8 +618,11 @@ def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAUL
             functions += walker.functions
             calls += walker.calls
             points += walker.points
+            copies += walker.copies
+            refs += walker.refs
     if errors:
         raise AnalyzeError("the tree does not parse; refusing to analyze it", errors)
+    points += _copy_uses(copies, refs)
 
     by_name: dict[str, Function] = {}
     for fn in sorted(functions, key=lambda f: (f.name, f.file)):
