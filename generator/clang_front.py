@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,16 +116,17 @@ class Diagnostic:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
-_index: cindex.Index | None = None
+_local = threading.local()
 
 
 def index() -> cindex.Index:
-    """The process-wide libclang index (creating one per file would reload nothing but costs time)."""
-    global _index
-    if _index is None:
+    """This thread's libclang index (one per thread: parses run in parallel threads, ctypes releases the GIL
+    during ``clang_parseTranslationUnit``, and separate indexes share no state)."""
+    idx = getattr(_local, "index", None)
+    if idx is None:
         _lib()
-        _index = cindex.Index.create()
-    return _index
+        idx = _local.index = cindex.Index.create()
+    return idx
 
 
 def parse(path: Path, args: list[str], detailed: bool = False) -> tuple[cindex.TranslationUnit | None,
