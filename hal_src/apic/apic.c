@@ -24,6 +24,9 @@ static BOOLEAN HalpVectorRoutesReady;
 
 static ULONG HalpApicErrorCount;
 
+/* The C handler of each vector that has an entry stub in apictrap.S. */
+static PHALP_INTERRUPT_HANDLER HalpInterruptHandler[256];
+
 /* ---- IDT ------------------------------------------------------------------------------------------------------ */
 
 /* Write a 64-bit interrupt gate (type 0xE, present, DPL 0, no IST) for Vector into the kernel's IDT.
@@ -36,6 +39,41 @@ VOID HalpSetIdtEntry(UCHAR Vector, PVOID Handler)
 
     Gate[1] = Offset >> 32;
     Gate[0] = (Offset & 0xFFFF) | ((ULONG64)GDT_R0_CODE << 16) | (0x8EULL << 40) | ((Offset >> 16 & 0xFFFF) << 48);
+}
+
+/* The entry stub apictrap.S provides for a vector, or NULL. */
+static PVOID HalpTrapStub(UCHAR Vector)
+{
+    switch (Vector)
+    {
+    case VECTOR_CLOCK:      return (PVOID)HalpClockInterrupt;
+    case VECTOR_PROFILE:    return (PVOID)HalpProfileInterrupt;
+    case VECTOR_APIC_ERROR: return (PVOID)HalpApicErrorInterrupt;
+    default:                return NULL;
+    }
+}
+
+/* Make Handler the code that runs for Vector: record it, then point the vector's IDT gate at its stub. */
+BOOLEAN HalpConnectInterrupt(UCHAR Vector, PHALP_INTERRUPT_HANDLER Handler)
+{
+    PVOID Stub = HalpTrapStub(Vector);
+
+    if (Stub == NULL)
+        return FALSE;
+    HalpInterruptHandler[Vector] = Handler;
+    HalpSetIdtEntry(Vector, Stub);
+    return TRUE;
+}
+
+/* Called by every stub. A vector with no handler (connected, then cleared) is acknowledged and dropped. */
+VOID HalpDispatchInterrupt(PKTRAP_FRAME TrapFrame, ULONG Vector)
+{
+    PHALP_INTERRUPT_HANDLER Handler = HalpInterruptHandler[Vector & 0xFF];
+
+    if (Handler != NULL)
+        Handler(TrapFrame);
+    else
+        HalpSendEOI();
 }
 
 /* ---- Local APIC ----------------------------------------------------------------------------------------------- */
@@ -66,7 +104,7 @@ VOID HalpInitializeLocalApic(ULONG ProcessorNumber)
 
     /* Spurious interrupts (an interrupt withdrawn before it was acknowledged) need a gate that just returns. */
     HalpSetIdtEntry(VECTOR_APIC_SPURIOUS, (PVOID)HalpApicSpuriousService);
-    HalpSetIdtEntry(VECTOR_APIC_ERROR, (PVOID)HalpApicErrorInterrupt);
+    HalpConnectInterrupt(VECTOR_APIC_ERROR, HalpApicErrorHandler);
     ApicWrite(APIC_SVR, VECTOR_APIC_SPURIOUS | APIC_SVR_SOFTWARE_ENABLE);
 
     /* Every local source masked until someone asks for it. The thermal (index 5) and performance (index 4)

@@ -8,6 +8,9 @@
  * handler preserves the rest. The frame is 16-byte aligned (the processor aligns RSP before pushing its five
  * quadwords; with the error-code slot that is 48 bytes, and KTRAP_FRAME_ErrorCode is a multiple of 16), so
  * MOVDQA and the call are aligned. An interrupt from user mode swaps GS to the kernel's PCR first.
+ *
+ * Every stub calls HalpDispatchInterrupt(TrapFrame, Vector), which runs the handler HalpConnectInterrupt
+ * recorded for the vector (apic.c): the C side decides what a vector does, the stubs only build frames.
  */
 #include "target_abi.h"
 
@@ -17,7 +20,7 @@
 /* ReactOS's kernel checks this marker in the error-code slot of clock interrupt frames. */
 #define CLOCK_FRAME_MARKER 0xC10C4
 
-.macro HALP_TRAP_STUB Name, Handler, ErrorCode
+.macro HALP_TRAP_STUB Name, Vector, ErrorCode
         .globl \Name
         .p2align 4
 \Name:
@@ -42,7 +45,8 @@
 1:
         cld
         mov     rcx, rsp
-        call    \Handler
+        mov     edx, \Vector
+        call    HalpDispatchInterrupt
         test    byte ptr [rsp + KTRAP_FRAME_SegCs], 1
         jz      2f
         swapgs
@@ -64,14 +68,14 @@
         iretq
 .endm
 
-/* System clock (RTC periodic interrupt, VECTOR_CLOCK). */
-HALP_TRAP_STUB HalpClockInterrupt, HalpClockInterruptHandler, CLOCK_FRAME_MARKER
+/* System clock (VECTOR_CLOCK). */
+HALP_TRAP_STUB HalpClockInterrupt, VECTOR_CLOCK, CLOCK_FRAME_MARKER
 
 /* Profiling (local-APIC timer, VECTOR_PROFILE). */
-HALP_TRAP_STUB HalpProfileInterrupt, HalpProfileInterruptHandler, 0
+HALP_TRAP_STUB HalpProfileInterrupt, VECTOR_PROFILE, 0
 
 /* Local APIC error (VECTOR_APIC_ERROR). */
-HALP_TRAP_STUB HalpApicErrorInterrupt, HalpApicErrorHandler, 0
+HALP_TRAP_STUB HalpApicErrorInterrupt, VECTOR_APIC_ERROR, 0
 
 /* A spurious interrupt is not in service: no EOI, no work, just return. */
         .globl HalpApicSpuriousService

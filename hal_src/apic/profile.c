@@ -40,7 +40,7 @@ VOID NTAPI HalStartProfileInterrupt(KPROFILE_SOURCE ProfileSource)
     if (ProfileSource != ProfileTime || HalpApicTimerFrequency == 0)
         return;     /* not a source we have (README) */
 
-    HalpSetIdtEntry(VECTOR_PROFILE, (PVOID)HalpProfileInterrupt);
+    HalpConnectInterrupt(VECTOR_PROFILE, HalpProfileInterruptHandler);
     ApicWrite(APIC_TIMER_DIVIDE, APIC_TIMER_DIVIDE_BY_1);
     ApicWrite(APIC_LVT_TIMER, APIC_LVT_TIMER_PERIODIC | VECTOR_PROFILE);
     ApicWrite(APIC_TIMER_INITIAL_COUNT, HalpProfileInitialCount());

@@ -49,8 +49,8 @@ VOID HalpInitializeClock(VOID)
 
     KeSetTimeIncrement(ABI_TIME_INCREMENT_MAX, ABI_TIME_INCREMENT_MIN);
 
-    /* The gate must exist before the input is unmasked. */
-    HalpSetIdtEntry(VECTOR_CLOCK, (PVOID)HalpClockInterrupt);
+    /* The handler must be in place before the input is unmasked. */
+    HalpConnectInterrupt(VECTOR_CLOCK, HalpClockInterruptHandler);
     HalpEnableIsaInterrupt(RTC_IRQ, VECTOR_CLOCK);
 }
 

@@ -9,6 +9,7 @@
 /* How long HalQueryRealTimeClock waits for an update to finish: UIP lasts at most 244 us plus the update's own
  * 1984 us in the slowest divider setting. */
 #define HALP_RTC_UPDATE_WAIT_US 2500
+#define HALP_RTC_READ_ATTEMPTS 3
 
 UCHAR HalpReadCmos(UCHAR Register)
 {
@@ -80,9 +81,11 @@ static UCHAR HalpRtcEncodeHour(UCHAR Hour, UCHAR RegisterB)
 BOOLEAN NTAPI HalQueryRealTimeClock(PTIME_FIELDS Time)
 {
     UCHAR RegisterB, Seconds, DayOfWeek;
-    ULONG Waited;
+    ULONG Waited, Attempt;
 
-    do
+    /* An update may slip in between the UIP check and the last read; the seconds register tells, and a second
+     * attempt then falls well clear of the next update. */
+    for (Attempt = 0; Attempt < HALP_RTC_READ_ATTEMPTS; Attempt++)
     {
         /* Registers are unstable while an update is in progress: wait for UIP to clear, but not forever (a
          * missing RTC reads 0xFF, UIP included). */
@@ -104,12 +107,14 @@ BOOLEAN NTAPI HalQueryRealTimeClock(PTIME_FIELDS Time)
                               HalpRtcDecode(HalpReadCmos(RTC_REGISTER_YEAR), RegisterB));
         DayOfWeek = HalpRtcDecode(HalpReadCmos(RTC_REGISTER_DAY_OF_WEEK), RegisterB);
 
-        /* An update may have slipped in after the UIP check: the seconds register tells. */
-    } while (HalpReadCmos(RTC_REGISTER_SECONDS) != Seconds);
-
-    Time->Milliseconds = 0;
-    Time->Weekday = (DayOfWeek >= 1 && DayOfWeek <= 7) ? (CSHORT)(DayOfWeek - 1) : 0;   /* RTC: 1 = Sunday */
-    return TRUE;
+        if (HalpReadCmos(RTC_REGISTER_SECONDS) == Seconds)
+        {
+            Time->Milliseconds = 0;
+            Time->Weekday = (DayOfWeek >= 1 && DayOfWeek <= 7) ? (CSHORT)(DayOfWeek - 1) : 0;  /* RTC: 1 = Sunday */
+            return TRUE;
+        }
+    }
+    return FALSE;
 }
 
 BOOLEAN NTAPI HalSetRealTimeClock(PTIME_FIELDS Time)

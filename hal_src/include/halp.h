@@ -243,12 +243,15 @@ VOID HalpInitializeIoApic(VOID);
 BOOLEAN HalpEnableIsaInterrupt(UCHAR IsaIrq, UCHAR Vector);
 VOID HalpSendEOI(VOID);
 VOID HalpSetIdtEntry(UCHAR Vector, PVOID Handler);
+typedef VOID (*PHALP_INTERRUPT_HANDLER)(PKTRAP_FRAME TrapFrame);
+BOOLEAN HalpConnectInterrupt(UCHAR Vector, PHALP_INTERRUPT_HANDLER Handler);
+VOID HalpDispatchInterrupt(PKTRAP_FRAME TrapFrame, ULONG Vector);
 VOID HalpApicErrorHandler(PKTRAP_FRAME TrapFrame);
 
-/* apictrap.S: interrupt entry stubs (they build a KTRAP_FRAME and call the handler named beside them) */
-VOID HalpClockInterrupt(VOID);          /* -> HalpClockInterruptHandler */
-VOID HalpProfileInterrupt(VOID);        /* -> HalpProfileInterruptHandler */
-VOID HalpApicErrorInterrupt(VOID);      /* -> HalpApicErrorHandler */
+/* apictrap.S: interrupt entry stubs. Each builds a KTRAP_FRAME and calls HalpDispatchInterrupt with its vector. */
+VOID HalpClockInterrupt(VOID);          /* VECTOR_CLOCK */
+VOID HalpProfileInterrupt(VOID);        /* VECTOR_PROFILE */
+VOID HalpApicErrorInterrupt(VOID);      /* VECTOR_APIC_ERROR */
 VOID HalpApicSpuriousService(VOID);     /* bare iretq: a spurious interrupt needs no EOI */
 
 /* rtctimer.c */
