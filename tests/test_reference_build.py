@@ -39,12 +39,12 @@ def test_reference_hal_imports_subset_of_shelf(shelf, reference_build, name):
 
 def test_build_in_another_folder_is_byte_identical(reference_build, tmp_path):
     copy = tmp_path / "elsewhere" / "gen2hal"
-    for part in ("SConstruct", "specs", "templates", "generator", "hal_src"):
+    copy.mkdir(parents=True)
+    for part in ("SConstruct", "specs", "templates", "generator", "gen2sim", "hal_src"):
         src = REPO / part
         if src.is_dir():
             shutil.copytree(src, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, copy / part)
     run_scons(copy)
     for name in TARGETS:
