@@ -7,11 +7,10 @@
  */
 #include "halp.h"
 
-static ULONG HalpPmTimerLast;       /* raw value at the previous read */
-static ULONG64 HalpPmTimerTotal;    /* extended count at the previous read */
-
 ULONG64 HalpReadPmTimer(VOID)
 {
+    static ULONG Last;              /* raw value at the previous read */
+    static ULONG64 Extended;        /* extended count at the previous read */
     USHORT Port = (USHORT)HalpFadt.PmTmrBlk;
     ULONG Mask = (HalpFadt.Flags & ACPI_FADT_TMR_VAL_EXT) ? 0xFFFFFFFFUL : 0x00FFFFFFUL;
     ULONG64 Flags, Total;
@@ -23,9 +22,9 @@ ULONG64 HalpReadPmTimer(VOID)
     /* Read and fold in one step, so an interrupt handler reading the timer cannot interleave. */
     Flags = HalpDisableInterrupts();
     Raw = HalpReadPortUlong(Port) & Mask;
-    HalpPmTimerTotal += (Raw - HalpPmTimerLast) & Mask;
-    HalpPmTimerLast = Raw;
-    Total = HalpPmTimerTotal;
+    Extended += (Raw - Last) & Mask;
+    Last = Raw;
+    Total = Extended;
     HalpRestoreInterrupts(Flags);
     return Total;
 }

@@ -206,8 +206,9 @@ static PHALP_IO_APIC HalpGsiToIoApic(ULONG Gsi, PULONG Input)
     return NULL;
 }
 
-/* Program one redirection entry: fixed delivery of Vector to this processor (physical destination). */
-static BOOLEAN HalpEnableIoApicInput(ULONG Gsi, UCHAR Vector, BOOLEAN LevelSensitive, BOOLEAN ActiveLow)
+/* Program one redirection entry: fixed delivery of Vector to this processor (physical destination), with the
+ * trigger and polarity the caller took from the MADT's interrupt source overrides (HalpIrqToGsi). */
+BOOLEAN HalpEnableIoApicInput(ULONG Gsi, UCHAR Vector, BOOLEAN LevelSensitive, BOOLEAN ActiveLow)
 {
     ULONG Input, Low;
     PHALP_IO_APIC IoApic = HalpGsiToIoApic(Gsi, &Input);

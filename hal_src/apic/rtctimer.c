@@ -13,33 +13,23 @@
 #define HALP_RTC_DEFAULT_RATE   10
 #define HALP_RTC_FRACTION_BITS  10      /* a period in 100 ns units times 1024 is a whole number for rates >= 6 */
 
-static UCHAR HalpRtcRate;               /* rate the RTC runs at */
-static UCHAR HalpRtcNextRate;           /* rate to switch to at the next tick, 0 = none pending */
-static ULONG64 HalpRtcScaledIncrement;  /* period of HalpRtcRate, in 100 ns / 1024 */
-static ULONG64 HalpRtcFraction;         /* time not yet reported, in 100 ns / 1024 */
+/* The period of a rate in 100 ns / 1024: 10^7 * 1024 / (32768 >> (Rate - 1)) = 10^7 << (Rate - 6); and in whole
+ * 100 ns units (what HalSetTimeIncrement reports). */
+#define HALP_RTC_SCALED_INCREMENT(Rate) (10000000ULL << ((Rate) - HALP_RTC_FASTEST_RATE))
+#define HALP_RTC_INCREMENT(Rate)        ((ULONG)(HALP_RTC_SCALED_INCREMENT(Rate) >> HALP_RTC_FRACTION_BITS))
 
-static ULONG64 HalpRtcRateScaledIncrement(UCHAR Rate)
-{
-    /* 10^7 * 1024 / (32768 >> (Rate - 1)) = 10^7 << (Rate - 6) */
-    return 10000000ULL << (Rate - HALP_RTC_FASTEST_RATE);
-}
-
-/* The period of a rate, in whole 100 ns units (what HalSetTimeIncrement reports). */
-static ULONG HalpRtcRateIncrement(UCHAR Rate)
-{
-    return (ULONG)(HalpRtcRateScaledIncrement(Rate) >> HALP_RTC_FRACTION_BITS);
-}
-
-static VOID HalpRtcSetRate(UCHAR Rate)
-{
-    HalpWriteCmos(RTC_REGISTER_A, (HalpReadCmos(RTC_REGISTER_A) & ~RTC_REG_A_RATE_MASK) | Rate);
-    HalpRtcRate = Rate;
-    HalpRtcScaledIncrement = HalpRtcRateScaledIncrement(Rate);
-}
+/* Clock state. Not static: the functions that use it are replaced one by one (by source extent) in generated
+ * variants, and what they leave behind must still compile. */
+UCHAR HalpRtcNextRate;                  /* rate to switch to at the next tick, 0 = none pending */
+ULONG64 HalpRtcScaledIncrement;         /* period of the current rate, in 100 ns / 1024 */
+ULONG64 HalpRtcFraction;                /* time not yet reported, in 100 ns / 1024 */
 
 VOID HalpInitializeClock(VOID)
 {
-    HalpRtcSetRate(HALP_RTC_DEFAULT_RATE);
+    /* Rate first (register A's low nibble; the divider bits above it stay as the firmware set them). */
+    HalpWriteCmos(RTC_REGISTER_A,
+                  (HalpReadCmos(RTC_REGISTER_A) & ~RTC_REG_A_RATE_MASK) | HALP_RTC_DEFAULT_RATE);
+    HalpRtcScaledIncrement = HALP_RTC_SCALED_INCREMENT(HALP_RTC_DEFAULT_RATE);
     HalpRtcNextRate = 0;
     HalpRtcFraction = 0;
 
@@ -72,7 +62,8 @@ VOID HalpClockInterruptHandler(PKTRAP_FRAME TrapFrame)
     /* A rate change takes effect from this tick on (HalSetTimeIncrement promised "at the next tick"). */
     if (HalpRtcNextRate != 0)
     {
-        HalpRtcSetRate(HalpRtcNextRate);
+        HalpWriteCmos(RTC_REGISTER_A, (HalpReadCmos(RTC_REGISTER_A) & ~RTC_REG_A_RATE_MASK) | HalpRtcNextRate);
+        HalpRtcScaledIncrement = HALP_RTC_SCALED_INCREMENT(HalpRtcNextRate);
         HalpRtcNextRate = 0;
     }
 
@@ -97,7 +88,7 @@ ULONG NTAPI HalSetTimeIncrement(ULONG DesiredIncrement)
 
     for (Rate = HALP_RTC_FASTEST_RATE; Rate <= HALP_RTC_DEFAULT_RATE; Rate++)
     {
-        ULONG Increment = HalpRtcRateIncrement(Rate);
+        ULONG Increment = HALP_RTC_INCREMENT(Rate);
 
         if (Increment < ABI_TIME_INCREMENT_MIN || Increment > ABI_TIME_INCREMENT_MAX)
             continue;
@@ -106,7 +97,7 @@ ULONG NTAPI HalSetTimeIncrement(ULONG DesiredIncrement)
     }
 
     HalpRtcNextRate = Chosen;
-    return HalpRtcRateIncrement(Chosen);
+    return HALP_RTC_INCREMENT(Chosen);
 }
 
 /* An extra clock tick on request (NT 6.1): the RTC clock is strictly periodic and never skips a tick, so the

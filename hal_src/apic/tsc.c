@@ -13,19 +13,7 @@
 ULONG64 HalpTscFrequency;               /* Hz; 0 until calibrated */
 ULONG HalpApicTimerFrequency;           /* Hz of the APIC timer at divide-by-1; 0 until calibrated */
 
-static LONG64 HalpPerformanceCounterBias;   /* added to the PM timer count (HalCalibratePerformanceCounter) */
-
-/* Wait for the next rising edge of RTC register A's UIP bit. The index stays on register A throughout, so each
- * poll is a single data-port read. There is deliberately no timeout: a clock that never updates leaves nothing
- * to calibrate against. */
-static VOID HalpWaitForRtcUpdateEdge(VOID)
-{
-    HalpWritePortUchar(CMOS_ADDRESS_PORT, RTC_REGISTER_A);
-    while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
-        ;
-    while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
-        ;
-}
+LONG64 HalpPerformanceCounterBias;          /* added to the PM timer count (HalCalibratePerformanceCounter) */
 
 VOID HalpCalibrateStallExecution(VOID)
 {
@@ -44,12 +32,23 @@ VOID HalpCalibrateStallExecution(VOID)
     ApicWrite(APIC_LVT_TIMER, APIC_LVT_MASKED | VECTOR_PROFILE);
     ApicWrite(APIC_TIMER_DIVIDE, APIC_TIMER_DIVIDE_BY_1);
 
-    HalpWaitForRtcUpdateEdge();
+    /* Wait for a rising edge of UIP: first for UIP to be clear, then for it to rise. The index stays on
+     * register A, so each poll is a single data-port read. There is deliberately no timeout: a clock that
+     * never updates leaves nothing to calibrate against. */
+    HalpWritePortUchar(CMOS_ADDRESS_PORT, RTC_REGISTER_A);
+    while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
+        ;
+    while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
+        ;
     ApicWrite(APIC_TIMER_INITIAL_COUNT, 0xFFFFFFFFUL);
     TscStart = HalpReadTsc();
     ApicStart = ApicRead(APIC_TIMER_CURRENT_COUNT);
 
-    HalpWaitForRtcUpdateEdge();
+    /* The next rising edge, exactly one second later. */
+    while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
+        ;
+    while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
+        ;
     TscEnd = HalpReadTsc();
     ApicEnd = ApicRead(APIC_TIMER_CURRENT_COUNT);
     ApicWrite(APIC_TIMER_INITIAL_COUNT, 0);

@@ -134,6 +134,10 @@ DECLSPEC_NORETURN VOID HalpBugCheckUnsupported(ULONG Service, ULONG_PTR Argument
 #define HALP_UNSUPPORTED(Service, Argument) \
     HalpBugCheckUnsupported((Service), (ULONG_PTR)(Argument), __builtin_return_address(0))
 
+/* The legacy behaviours live in functions of their own (product.md, "The reference HAL"); they stay out of line
+ * so that the built image shows each one under its name (traces, link map, tests of the built code). */
+#define HALP_NOINLINE __attribute__((__noinline__))
+
 /* ==== Limits ====================================================================================================== */
 
 #define HALP_MAX_PROCESSORS         1       /* a uniprocessor HAL: HalStartNextProcessor always says "no more" */
@@ -165,10 +169,10 @@ ARC_STATUS NTAPI HalGetEnvironmentVariable(PCH Variable, USHORT Length, PCH Buff
 ARC_STATUS NTAPI HalSetEnvironmentVariable(PCH Variable, PCH Value);
 
 /* pic.c */
-VOID HalpInitializeLegacyPICs(VOID);
+HALP_NOINLINE VOID HalpInitializeLegacyPICs(VOID);
 
 /* reboot.c */
-VOID HalpReboot(VOID);
+HALP_NOINLINE VOID HalpReboot(VOID);
 VOID NTAPI HalReturnToFirmware(FIRMWARE_REENTRY Action);
 
 /* nmi.c */
@@ -222,16 +226,16 @@ typedef struct _HALP_APIC_INFO
 
 extern HALP_APIC_INFO HalpApicInfo;
 VOID HalpParseApicTables(VOID);
-VOID HalpVerifyPcatCompatibility(VOID);
+HALP_NOINLINE VOID HalpVerifyPcatCompatibility(VOID);
 BOOLEAN HalpIrqToGsi(UCHAR IsaIrq, PULONG Gsi, PBOOLEAN LevelSensitive, PBOOLEAN ActiveLow);
 
 /* fadt.c */
 extern ACPI_FADT HalpFadt;
 VOID HalpParseFadt(VOID);
-VOID HalpAcpiEnable(VOID);
+HALP_NOINLINE VOID HalpAcpiEnable(VOID);
 
 /* pmtimer.c */
-ULONG64 HalpReadPmTimer(VOID);
+HALP_NOINLINE ULONG64 HalpReadPmTimer(VOID);
 
 /* ==== apic/ ======================================================================================================= */
 
@@ -241,6 +245,7 @@ VOID HalpInitializeLocalApic(ULONG ProcessorNumber);
 VOID HalpConfigureLocalApicNmi(VOID);
 VOID HalpInitializeIoApic(VOID);
 BOOLEAN HalpEnableIsaInterrupt(UCHAR IsaIrq, UCHAR Vector);
+HALP_NOINLINE BOOLEAN HalpEnableIoApicInput(ULONG Gsi, UCHAR Vector, BOOLEAN LevelSensitive, BOOLEAN ActiveLow);
 VOID HalpSendEOI(VOID);
 VOID HalpSetIdtEntry(UCHAR Vector, PVOID Handler);
 typedef VOID (*PHALP_INTERRUPT_HANDLER)(PKTRAP_FRAME TrapFrame);
@@ -255,14 +260,14 @@ VOID HalpApicErrorInterrupt(VOID);      /* VECTOR_APIC_ERROR */
 VOID HalpApicSpuriousService(VOID);     /* bare iretq: a spurious interrupt needs no EOI */
 
 /* rtctimer.c */
-VOID HalpInitializeClock(VOID);
-VOID HalpClockInterruptHandler(PKTRAP_FRAME TrapFrame);
+HALP_NOINLINE VOID HalpInitializeClock(VOID);
+HALP_NOINLINE VOID HalpClockInterruptHandler(PKTRAP_FRAME TrapFrame);
 ULONG NTAPI HalSetTimeIncrement(ULONG DesiredIncrement);
 
 /* tsc.c */
 extern ULONG64 HalpTscFrequency;
 extern ULONG HalpApicTimerFrequency;
-VOID HalpCalibrateStallExecution(VOID);
+HALP_NOINLINE VOID HalpCalibrateStallExecution(VOID);
 VOID NTAPI HalCalibratePerformanceCounter(volatile LONG *Count, ULONG64 NewCount);
 
 /* profile.c */
