@@ -53,6 +53,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    """Generate the Hyper-V variant of a HAL tree; exit 2 (nothing written) on bad input or a refused binding."""
+    from . import generate  # libclang is loaded only for this command
+
+    try:
+        result = generate.generate(args.src, args.out, args.features, args.profile, args.target)
+    except generate.GenerateError as exc:
+        print(f"gen2hal generate: {exc} -- nothing written", file=sys.stderr)
+        for line in exc.lines:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    print(generate.summary(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -85,6 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the model as JSON to OUT")
     p.add_argument("--keep-going", action="store_true", help="report the errors of every file, not just the first")
     p.set_defaults(func=_cmd_analyze)
+
+    from .rules import FEATURES, profile_names
+
+    p = sub.add_parser("generate", help="generate the Hyper-V Generation 2 variant of a HAL tree",
+                       description="Analyze SRC, bind each role the features need to a function through the profile "
+                                   "(refusing a binding whose function no longer shows the expected hardware touch "
+                                   "points), rewrite those functions by source extent with rendered code and add "
+                                   "the Hyper-V files. Writes OUT/src (the variant tree), OUT/CHANGES.md, "
+                                   "OUT/variant.patch (git apply in the original tree) and OUT/manifest.json. "
+                                   "Never writes inside SRC; same inputs give the same bytes. Exit 2 (nothing "
+                                   "written) on bad input or a refused binding.",
+                       epilog="features: " + "; ".join(f"{k}: {v}" for k, v in FEATURES.items()))
+    p.add_argument("src", metavar="SRC", help="HAL source tree (hal_src, or a ReactOS checkout or its hal/halx86)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced if it is an earlier output)")
+    p.add_argument("--features", metavar="F,...",
+                   help=f"comma-separated features (default: all): {', '.join(FEATURES)}")
+    p.add_argument("--profile", default="hal_src", help=f"role map: {' or '.join(profile_names())} (default hal_src)")
+    p.add_argument("--target", default="reactos-amd64", help="kernel ABI: " + ", ".join(target_names()))
+    p.set_defaults(func=_cmd_generate)
 
     for register in _extensions():
         register(sub)
