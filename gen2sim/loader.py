@@ -7,6 +7,7 @@ implement are bound to recorder stubs: reaching one ends the run with a ``fault`
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +45,16 @@ class LoadedImage:
     code_ranges: list[tuple[int, bytes]]
     imports: dict[str, str] = field(default_factory=dict)  # name -> 'implemented' | 'data' | 'unimplemented'
     functions: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, name), sorted
+    _starts: list[int] | None = None
 
     def function_at(self, address: int) -> str | None:
         """Name of the function holding ``address``: link-map symbol, else nearest export below it."""
-        for start, end, name in self.functions:
-            if start <= address < end:
-                return name
+        if self.functions:
+            if self._starts is None or len(self._starts) != len(self.functions):
+                self._starts = [f[0] for f in self.functions]
+            i = bisect.bisect_right(self._starts, address) - 1  # called per trace record: keep it O(log n)
+            if i >= 0 and self.functions[i][0] <= address < self.functions[i][1]:
+                return self.functions[i][2]
         best = None
         for name, va in self.exports.items():
             if va <= address < self.base + self.size and (best is None or va > best[0]):

@@ -48,7 +48,12 @@ def _hang_polls(trace, since: int) -> dict | None:
     reads = Counter()
     rtc_index = None
     where: dict[tuple, str | None] = {}
-    for rec in trace.records[max(since, len(trace.records) - 20000):]:
+    window = max(since, len(trace.records) - 20000)
+    for rec in reversed(trace.records[since:window]):  # the CMOS index may have been written before the window
+        if rec["kind"] == "port_out" and rec["address"] == 0x70:
+            rtc_index = (rec["value"] or 0) & 0x7F
+            break
+    for rec in trace.records[window:]:
         kind = rec["kind"]
         if kind == "port_out" and rec["address"] == 0x70:
             rtc_index = (rec["value"] or 0) & 0x7F
