@@ -54,6 +54,8 @@ _CPUID = {
 }
 
 
+_MISSING = object()  # cache sentinel: None is a valid answer (no function there)
+
 class RunStop(Exception):
     """A run ended with a verdict (``verdict`` is the dict the scenario reports)."""
 
@@ -101,7 +103,7 @@ class Cpu:
         self.cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self.instructions = 0
         self.tsc_offset = 0
-        self.locate: Callable[[int], str | None] = lambda address: None
+        self._locate: Callable[[int], str | None] = lambda address: None
         self._block_insns: dict[tuple[int, int], int] = {}
         self._hooked: set[int] = set()
         self._stubs: list[tuple[int, int, Callable[[int], None]]] = []
@@ -114,6 +116,8 @@ class Cpu:
         self.on_deliver: Callable[[int], None] = lambda vector: None
         self.trap_va = 0
         self.call_depth = 0
+        self._block_address = 0
+        self._locate_cache: dict[int, str | None] = {}
         trace.locate = self._locate_now
         self._install_hooks()
 
@@ -196,8 +200,24 @@ class Cpu:
         """Current instruction pointer."""
         return self.uc.reg_read(X.UC_X86_REG_RIP)
 
+    @property
+    def locate(self) -> Callable[[int], str | None]:
+        """Names the guest function holding an address (set by the scenario from the link map or exports)."""
+        return self._locate
+
+    @locate.setter
+    def locate(self, function: Callable[[int], str | None]) -> None:
+        self._locate = function
+        self._locate_cache.clear()
+
     def _locate_now(self) -> str | None:
-        return self.locate(self.rip)
+        # Trace records name the function of the block being executed: the block hook already knows its
+        # address, and reading RIP through Unicorn for every record would cost more than the rest of a record.
+        address = self._block_address
+        name = self._locate_cache.get(address, _MISSING)
+        if name is _MISSING:
+            name = self._locate_cache[address] = self.locate(address)
+        return name
 
     def _halt_with(self, exc: BaseException) -> None:
         """Remember why the run must end and stop Unicorn (exceptions cannot cross Unicorn's C frames)."""
@@ -213,6 +233,7 @@ class Cpu:
 
     # ------------------------------------------------------------------ time
     def _on_block(self, uc, address, size, _ud):
+        self._block_address = address
         key = (address, size)
         n = self._block_insns.get(key)
         if n is None:
