@@ -6,9 +6,10 @@
  */
 #include "halp.h"
 
-/* How long the platform may take to set SCI_EN after ACPI_ENABLE: 1 s, in 1 ms steps. */
-#define HALP_ACPI_ENABLE_WAIT_STEPS 1000
-#define HALP_ACPI_ENABLE_STEP_US 1000
+/* How long the platform may take to set SCI_EN after ACPI_ENABLE: 1 s, polled every 10 us (the SMI handler
+ * usually answers within microseconds, and this wait runs with interrupts off). */
+#define HALP_ACPI_ENABLE_WAIT_STEPS 100000
+#define HALP_ACPI_ENABLE_STEP_US 10
 
 ACPI_FADT HalpFadt;
 

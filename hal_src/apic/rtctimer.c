@@ -33,7 +33,9 @@ VOID HalpInitializeClock(VOID)
     HalpRtcNextRate = 0;
     HalpRtcFraction = 0;
 
-    /* Periodic interrupts on; reading register C drops any flag already raised, so the first edge is ours. */
+    /* Periodic interrupts on. Register C is read before (a flag left pending from earlier would raise IRQ 8 the
+     * moment PIE is set) and after (anything raised meanwhile), so the first edge the IOAPIC sees is a tick. */
+    (VOID)HalpReadCmos(RTC_REGISTER_C);
     HalpWriteCmos(RTC_REGISTER_B, HalpReadCmos(RTC_REGISTER_B) | RTC_REG_B_PIE);
     (VOID)HalpReadCmos(RTC_REGISTER_C);
 
