@@ -456,8 +456,9 @@ class Cpu:
         saved = uc.context_save() if self.call_depth else None
         self.call_depth += 1
         outer_limits = (self._limit_ps, self._insn_limit)
+        entry_rsp = uc.reg_read(X.UC_X86_REG_RSP)
         try:
-            rsp = uc.reg_read(X.UC_X86_REG_RSP)
+            rsp = entry_rsp
             # Leave a red zone below the interrupted frame, then home space + stack args; at entry RSP + 8 is
             # 16-aligned (the return address was just "pushed") as the x64 ABI requires.
             rsp = ((rsp - 0x100 - 0x20 - 8 * max(0, len(args) - 4)) & ~0xF) - 8
@@ -479,6 +480,10 @@ class Cpu:
             self.call_depth -= 1
             if saved is not None:
                 uc.context_restore(saved)
+            else:
+                # A top-level call returns to the model, not to guest code: give back its frame, or every
+                # call (one per idle loop iteration) would leak stack until the guest runs off its end.
+                uc.reg_write(X.UC_X86_REG_RSP, entry_rsp)
         return result
 
     def _run(self, start: int, entry: int, hang_info) -> int:
@@ -555,7 +560,7 @@ class Cpu:
             code = self.mem.vread(rip, 3)
         except ModelError:
             code = b""
-        if code in (b"\x0f\x01\xc1", b"\x0f\x01\xd9") and self.hyperv is not None and self.hyperv.hypercall_enabled():
+        if code in (b"\x0f\x01\xc1", b"\x0f\x01\xd9") and self.hyperv is not None and self.hyperv.hypercall_enabled:
             self.charge("hypercall")
             uc = self.uc
             try:

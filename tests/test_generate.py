@@ -214,31 +214,7 @@ def test_variant_boots_both_platforms(variant_dlls, target):
     assert r["time_increment_100ns"]["per_tick"]["mean"] == announced
 
 
-@pytest.fixture
-def restore_stack(monkeypatch):
-    """Work around a machine-model bug for long runs: gen2sim's ``Cpu.call`` does not restore RSP after a
-    top-level guest call, so every HalProcessorIdle call of the idle loop leaks 0x120 bytes of the 64 KB stack
-    and any HAL faults (#PF below the stack) after about 220 idle calls (~3.5 virtual seconds at 64 Hz). The
-    harness restores RSP around top-level calls; remove this once the model restores it itself."""
-    from unicorn import x86_const as X
-
-    from gen2sim.cpu import Cpu
-
-    original = Cpu.call
-
-    def call(self, *args, **kwargs):
-        if self.call_depth:
-            return original(self, *args, **kwargs)
-        rsp = self.reg(X.UC_X86_REG_RSP)
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            self.set_reg(X.UC_X86_REG_RSP, rsp)
-
-    monkeypatch.setattr(Cpu, "call", call)
-
-
-def test_variant_drift_ten_seconds(variant_dlls, restore_stack):
+def test_variant_drift_ten_seconds(variant_dlls):
     r = _boot(variant_dlls["reactos-amd64"], "reactos-amd64", "gen2", seconds=10.0)
     assert r["verdict"] == "booted", r.get("fault")
     assert r["drift_ppm"] is not None and abs(r["drift_ppm"]) < 10

@@ -285,9 +285,15 @@ class MiniKernel:
         code &= 0xFFFFFFFF
         self.call_record("KeBugCheckEx", [code, p1, p2, p3, p4])
         self.trace.record("bugcheck", device="kernel", value=code)
+        # The caller is the instruction before the return address: KeBugCheckEx does not return, so the return
+        # address may already lie in the next function of the image.
         info = {"code": code, "params": [p1, p2, p3, p4], "reported_via": "KeBugCheckEx",
-                "function": self.cpu.locate(self.mem.vu(self.cpu.reg(X.UC_X86_REG_RSP), 8))}
+                "function": self.cpu.locate(self.mem.vu(self.cpu.reg(X.UC_X86_REG_RSP), 8) - 1)}
         self.bugchecks.append(info)
+        # As the kernel does, publish the code and parameters before any callback runs.
+        if "KiBugCheckData" in self.data:
+            for i, value in enumerate((code, p1, p2, p3, p4)):
+                self.mem.vput(self.data["KiBugCheckData"] + 8 * i, 8, value)
 
         def finish():
             # Bug-check callbacks run in the guest before the machine stops (a Gen2 HAL reports through the

@@ -159,3 +159,16 @@ def test_rtc_poll_hang_names_register(tmp_path):
     assert r["verdict"] == "hang"
     assert r["hang"]["function"] == "HalInitSystem"
     assert r["hang"]["polls"]["register"] == "RTC register A"
+
+
+def test_top_level_calls_give_their_stack_back(tmp_path):
+    # The idle loop calls HalProcessorIdle thousands of times: a call from the model must leave RSP as it was.
+    m, k, va = harness(tmp_path, """
+        push rbx
+        pop rbx
+        ret
+    """)
+    before = m.cpu.reg(X.UC_X86_REG_RSP)
+    for _ in range(1000):
+        m.cpu.call(va)
+    assert m.cpu.reg(X.UC_X86_REG_RSP) == before
