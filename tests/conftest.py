@@ -35,5 +35,5 @@ def reference_build() -> dict[str, Path]:
     """Build both reference HALs (no-op when up to date); returns {target: build folder}."""
     if shutil.which("x86_64-w64-mingw32-gcc") is None:
         pytest.fail("x86_64-w64-mingw32-gcc missing: run scripts/setup.sh")
-    run_scons(REPO)
+    run_scons(REPO, "variant=0")
     return {t: REPO / "build" / t / "reference" for t in TARGETS}

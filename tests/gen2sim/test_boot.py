@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,24 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("reactos-amd64", "win7sp1-amd64")
 
 
-@pytest.fixture(scope="session")
-def reference():
-    """Paths of the reference hal.dll per target (runs ``scons -Q`` once when the toolchain is present)."""
-    if shutil.which("scons") and build.toolchain_present() and (ROOT / "hal_src").is_dir():
-        subprocess.run(["scons", "-Q"], cwd=ROOT, capture_output=True, timeout=900)
-    found = {t: ROOT / "build" / t / "reference" / "hal.dll" for t in TARGETS}
-    return {t: p for t, p in found.items() if p.is_file()}
-
-
-def _ref(reference, target):
-    if target not in reference:
-        pytest.skip(f"reference HAL for {target} not built")
-    return reference[target]
+@pytest.fixture(scope="module")
+def gen1_runs(reference_build):
+    """One gen1 boot of each reference HAL (a boot polls the RTC for two virtual seconds: ~20 s of wall time),
+    shared by the tests that read its figures."""
+    return {t: boot(reference_build[t] / "hal.dll", t, "gen1").result for t in TARGETS}
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_reference_gen1_boots(reference, target):
-    r = boot(_ref(reference, target), target, "gen1").result
+def test_reference_gen1_boots(gen1_runs, target):
+    r = gen1_runs[target]
     assert r["verdict"] == "booted", r
     assert r["drift_ppm"] is not None and abs(r["drift_ppm"]) < 10
     assert r["ticks"] > 0
@@ -46,25 +37,26 @@ def test_reference_gen1_boots(reference, target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_reference_gen2_bugchecks_79(reference, target):
-    r = boot(_ref(reference, target), target, "gen2").result
+def test_reference_gen2_bugchecks_79(reference_build, target):
+    r = boot(reference_build[target] / "hal.dll", target, "gen2").result
     assert r["verdict"] == "bugcheck", r
     assert r["bugcheck"]["code"] == 0x79 and r["bugcheck"]["params"][0] == 6
+    assert r["bugcheck"]["function"] == "HalpVerifyPcatCompatibility"
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_reference_gen2_pcat_hangs_in_calibration(reference, target):
-    r = boot(_ref(reference, target), target, "gen2", madt_pcat=True).result
+def test_reference_gen2_pcat_hangs_in_calibration(reference_build, target):
+    r = boot(reference_build[target] / "hal.dll", target, "gen2", madt_pcat=True, hang_limit_s=0.5).result
     assert r["verdict"] == "hang", r
     assert r["hang"]["function"] == "HalpCalibrateStallExecution"
     assert r["hang"]["polls"]["register"] == "RTC register A"
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_reference_deterministic(reference, target):
-    dll = _ref(reference, target)
-    assert boot(dll, target, "gen1", seconds=0.2).result["trace_sha256"] == \
-        boot(dll, target, "gen1", seconds=0.2).result["trace_sha256"]
+def test_reference_deterministic(reference_build, gen1_runs):
+    target = "win7sp1-amd64"
+    again = boot(reference_build[target] / "hal.dll", target, "gen1").result
+    assert again["trace_sha256"] == gen1_runs[target]["trace_sha256"]
+    assert again == gen1_runs[target]
 
 
 @pytest.mark.skipif(not build.toolchain_present(), reason="mingw-w64 not installed")
@@ -79,10 +71,14 @@ def test_cli_boot_json_trace_and_exit_codes(tmp_path):
     result = json.loads(out.read_text())
     assert result["verdict"] == "booted" and "wall_seconds" not in result
     assert len(trace.read_text().splitlines()) == result["trace_records"]
-    bad = subprocess.run(cmd[:6] + ["--hv-clear", "nonsense"], cwd=ROOT, capture_output=True, text=True)
+    def run(dll_path, *extra):
+        return subprocess.run([sys.executable, "-m", "generator.cli", "boot", str(dll_path), "--target",
+                               "win7sp1-amd64", "--platform", "gen2", *extra],
+                              cwd=ROOT, capture_output=True, text=True)
+
+    bad = run(dll, "--hv-clear", "nonsense")
     assert bad.returncode == 2 and "nonsense" in bad.stderr
-    missing = subprocess.run(cmd[:3] + [str(tmp_path / "nope.dll")] + cmd[4:6], cwd=ROOT, capture_output=True, text=True)
-    assert missing.returncode == 2
-    bc = build.build_minihal(tmp_path / "clibc", "BUGCHECK")
-    p = subprocess.run(cmd[:3] + [str(bc)] + cmd[4:6], cwd=ROOT, capture_output=True, text=True)
+    missing = run(tmp_path / "nope.dll")
+    assert missing.returncode == 2 and "nope.dll" in missing.stderr
+    p = run(build.build_minihal(tmp_path / "clibc", "BUGCHECK"))
     assert p.returncode == 1 and "0x79" in p.stdout
