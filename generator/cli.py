@@ -134,6 +134,9 @@ def _extensions():
         sim_cli = None
     if sim_cli is not None and hasattr(sim_cli, "register"):
         found.append(sim_cli.register)
+    from .report import cli as report_cli
+
+    found.append(report_cli.register)
     return found
 
 
