@@ -24,6 +24,10 @@ STRUCT_SECTIONS = (
     "acpi_bios_node",
     "ktrap_frame",
 )
+#: Structure sections a target may carry: the kernel's dispatch tables the HAL fills (slots are fields of type
+#: "ptr" with ``kernel_default``: whether the kernel pre-fills the slot; constants ``version``, ``size`` and
+#: ``data_import``, the kernel variable's name).
+OPTIONAL_STRUCT_SECTIONS = ("hal_dispatch_table", "hal_private_dispatch_table")
 FIELD_TYPES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "u128": 16, "ptr": 8, "list": 16, "struct": 0}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_@?$]*$")
 
@@ -41,6 +45,9 @@ class Field:
     type: str
     count: int = 1
     confidence: str = "high"
+    #: Dispatch-table slots only: True when the kernel pre-fills the slot with a default, False when the HAL
+    #: must fill it; None for ordinary fields.
+    kernel_default: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,13 @@ class Struct:
     name: str
     fields: dict[str, Field]
     constants: dict[str, object]
+
+    def slots(self, *, kernel_default: bool | None = None) -> list[Field]:
+        """Dispatch-table slots in offset order (fields with ``kernel_default`` set), optionally only those with
+        the given ``kernel_default``."""
+        return sorted((f for f in self.fields.values() if f.kernel_default is not None
+                       and (kernel_default is None or f.kernel_default == kernel_default)),
+                      key=lambda f: f.offset)
 
     def offset(self, field_name: str) -> int:
         """Offset of ``field_name``; raises ``SpecError`` naming the structure when it is not described."""
@@ -81,6 +95,12 @@ class Target:
     addresses: dict[str, int]
     structs: dict[str, Struct] = field(default_factory=dict)
     gdt: dict[str, int] = field(default_factory=dict)
+    bugcheck: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dispatch_tables(self) -> dict[str, Struct]:
+        """The kernel dispatch tables this target describes (``OPTIONAL_STRUCT_SECTIONS`` present), by section."""
+        return {name: self.structs[name] for name in OPTIONAL_STRUCT_SECTIONS if name in self.structs}
 
     def module_of(self, name: str) -> str:
         """The module an allowed import is bound to (the kernel unless the description says otherwise)."""
@@ -136,10 +156,18 @@ def _struct(name: str, table: dict, where: str) -> Struct:
             confidence = value.get("confidence", "high")
             if confidence not in ("high", "unsure"):
                 raise SpecError(f"{spot}: confidence should be 'high' or 'unsure', got {confidence!r}")
-            fields[key] = Field(key, offset, ftype, count, confidence)
+            kernel_default = value.get("kernel_default")
+            if kernel_default is not None and not isinstance(kernel_default, bool):
+                raise SpecError(f"{spot}: kernel_default should be true or false, got {kernel_default!r}")
+            fields[key] = Field(key, offset, ftype, count, confidence, kernel_default)
         else:
             constants[key] = value
     return Struct(name, fields, constants)
+
+
+def data_imports_of(target_table: dict) -> frozenset[str]:
+    """The ``[target].data_imports`` names of a raw description table."""
+    return frozenset(target_table.get("data_imports", []))
 
 
 def load_target(name: str) -> Target:
@@ -173,6 +201,20 @@ def load_target(name: str) -> Target:
     structs = {}
     for section in STRUCT_SECTIONS:
         structs[section] = _struct(section, _require(data, section, dict, where), where)
+    for section in OPTIONAL_STRUCT_SECTIONS:
+        if section in data:
+            table = _struct(section, _require(data, section, dict, where), where)
+            for key in ("version", "size"):
+                _require(table.constants, key, int, f"{where} [{section}]")
+            _require(table.constants, "data_import", str, f"{where} [{section}]")
+            if table.constants["data_import"] not in data_imports_of(tgt):
+                raise SpecError(f"{where} [{section}]: data_import {table.constants['data_import']!r} is not in "
+                                f"[target].data_imports")
+            for slot in table.slots():
+                if slot.offset + 8 > table.constants["size"] or slot.offset % 8:
+                    raise SpecError(f"{where} [{section}].{slot.name}: offset {slot.offset:#x} is not an aligned "
+                                    f"pointer inside size {table.constants['size']:#x}")
+            structs[section] = table
     return Target(
         name=name,
         path=path,
@@ -192,4 +234,5 @@ def load_target(name: str) -> Target:
         addresses=_require(data, "addresses", dict, where),
         structs=structs,
         gdt=data.get("gdt", {}),
+        bugcheck=dict(data.get("bugcheck", {})),
     )
