@@ -35,6 +35,11 @@ ULONG_PTR NTAPI HalSetProfileInterval(ULONG_PTR Interval)
     return HalpProfileInterval;
 }
 
+ULONG_PTR HalpQueryProfileInterval(VOID)
+{
+    return HalpProfileInterval;
+}
+
 VOID NTAPI HalStartProfileInterrupt(KPROFILE_SOURCE ProfileSource)
 {
     if (ProfileSource != ProfileTime || HalpApicTimerFrequency == 0)

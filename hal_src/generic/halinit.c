@@ -38,6 +38,10 @@ static BOOLEAN HalpInitSystemPhase0(PLOADER_PARAMETER_BLOCK LoaderBlock)
     HalpCalibrateStallExecution();
     HalpInitializeClock();
 
+    /* The kernel's dispatch tables: every service our entries call (ACPI tables, PCI configuration, the profile
+     * timer's frequency) is ready now, and the kernel calls the slots it left empty only after phase 0. */
+    HalpInstallDispatchEntries();
+
     DbgPrint("gen2hal: legacy-PC APIC HAL (%s), TSC %I64u Hz, APIC timer %lu Hz\n",
              TARGET_NAME, HalpTscFrequency, HalpApicTimerFrequency);
     return TRUE;

@@ -21,5 +21,10 @@ VOID NTAPI HalHandleNMI(PVOID NmiInfo)
     if (!(Status & (SCPB_PARITY_CHECK | SCPB_CHANNEL_CHECK)))
         DbgPrint("*** Source unknown (port 0x61 = 0x%02x)\n", Status);
 
+    /* pci.sys registers a callback (HalSetPciErrorHandlerCallback, dispatch.c) that logs which device raised
+     * SERR#; it runs before the system stops so that its findings reach the crash dump. */
+    if (HalpPciErrorHandlerCallback != NULL)
+        ((VOID (NTAPI *)(VOID))HalpPciErrorHandlerCallback)();
+
     KeBugCheckEx(HALP_BUGCHECK_NMI_HARDWARE_FAILURE, Status, 0, 0, 0);
 }

@@ -90,8 +90,17 @@ NTKERNELAPI VOID NTAPI KeUpdateSystemTime(PKTRAP_FRAME TrapFrame, ULONG64 Increm
 
 /* ==== Bug checks we raise (parameters: hal_src/README.md) ========================================================= */
 
+/* The contract's codes come from the target description when it has a [bugcheck] section (target_abi.h). */
+#if defined(BUGCHECK_HAL_INITIALIZATION_FAILED)
+#define HALP_BUGCHECK_HAL_INITIALIZATION_FAILED BUGCHECK_HAL_INITIALIZATION_FAILED
+#else
 #define HALP_BUGCHECK_HAL_INITIALIZATION_FAILED 0x5C
+#endif
+#if defined(BUGCHECK_MISMATCHED_HAL)
+#define HALP_BUGCHECK_MISMATCHED_HAL            BUGCHECK_MISMATCHED_HAL
+#else
 #define HALP_BUGCHECK_MISMATCHED_HAL            0x79
+#endif
 #define HALP_BUGCHECK_NMI_HARDWARE_FAILURE      0x80
 #define HALP_BUGCHECK_MACHINE_CHECK_EXCEPTION   0x9C
 #define HALP_BUGCHECK_ACPI_BIOS_ERROR           0xA5
@@ -99,8 +108,13 @@ NTKERNELAPI VOID NTAPI KeUpdateSystemTime(PKTRAP_FRAME TrapFrame, ULONG64 Increm
 #define HALP_BUGCHECK_WHEA_UNCORRECTABLE_ERROR  0x124
 
 /* MISMATCHED_HAL parameter 1. */
+#if defined(BUGCHECK_MISMATCHED_HAL_PRCB_VERSION)
+#define HALP_MISMATCH_PRCB_VERSION      BUGCHECK_MISMATCHED_HAL_PRCB_VERSION    /* (1, found, expected, 0) */
+#define HALP_MISMATCH_NO_PCAT_COMPAT    BUGCHECK_MISMATCHED_HAL_NO_PCAT_COMPAT  /* (6, 0, 0, 0) */
+#else
 #define HALP_MISMATCH_PRCB_VERSION      1       /* (1, version found, version expected, 0) */
 #define HALP_MISMATCH_NO_PCAT_COMPAT    6       /* (6, 0, 0, 0): MADT without PC-AT compatibility */
+#endif
 
 /* ACPI_BIOS_ERROR parameter 1: ours, in a range of their own, except 0x11 which is acpi.sys's. */
 #define HALP_ACPI_ENABLE_FAILED         0x11    /* (0x11, 6, 0, 0): SCI_EN never came up */
@@ -120,6 +134,8 @@ NTKERNELAPI VOID NTAPI KeUpdateSystemTime(PKTRAP_FRAME TrapFrame, ULONG64 Increm
 #define HALP_INIT_NO_LOCAL_APIC         0x12    /* (0x12, CPUID.1:EDX, 0, 0) */
 #define HALP_INIT_NO_TSC                0x13    /* (0x13, CPUID.1:EDX, 0, 0) */
 #define HALP_INIT_BAD_SOFTWARE_IRQL     0x14    /* (0x14, IRQL, 0, 0): software interrupt other than APC/DPC */
+#define HALP_INIT_DISPATCH_VERSION      0x15    /* (0x15, table: 1 HalDispatchTable / 2 HalPrivateDispatchTable,
+                                                   version found, version expected) */
 
 /* Service ids of HALP_INIT_UNSUPPORTED_SERVICE: calls whose honest answer cannot be returned. */
 #define HALP_SERVICE_IO_MAP_TRANSFER            1
@@ -177,6 +193,10 @@ VOID NTAPI HalReturnToFirmware(FIRMWARE_REENTRY Action);
 
 /* nmi.c */
 VOID NTAPI HalHandleNMI(PVOID NmiInfo);
+
+/* dispatch.c: the HAL's entries in the kernel's dispatch tables (targets whose description has them) */
+VOID HalpInstallDispatchEntries(VOID);
+extern PVOID HalpPciErrorHandlerCallback;
 
 /* beep.c */
 BOOLEAN NTAPI HalMakeBeep(ULONG Frequency);
@@ -275,6 +295,9 @@ VOID HalpProfileInterruptHandler(PKTRAP_FRAME TrapFrame);
 ULONG_PTR NTAPI HalSetProfileInterval(ULONG_PTR Interval);
 VOID NTAPI HalStartProfileInterrupt(KPROFILE_SOURCE ProfileSource);
 VOID NTAPI HalStopProfileInterrupt(KPROFILE_SOURCE ProfileSource);
+
+/* profile.c: the interval in use (100 ns units), for HaliQuerySystemInformation */
+ULONG_PTR HalpQueryProfileInterval(VOID);
 
 /* processor.c */
 DECLSPEC_NORETURN VOID HaliHaltSystem(VOID);
