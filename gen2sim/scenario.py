@@ -165,6 +165,11 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         if address is None:
             raise RunStop({"verdict": "fault", "fault": {"kind": "missing-export", "function": name,
                                                          "address": None, "detail": f"the HAL does not export {name}"}})
+        return call_at(address, args, limit_ps, name)
+
+    def call_at(address: int, args=(), limit_ps: int = hang_ps, name: str | None = None):
+        """Run guest code at ``address`` as a top-level call (an export, or a dispatch-table slot)."""
+        name = name or locate(address) or f"{address:#x}"
         first = len(trace.records)
 
         def hang_info(start: int, rip: int) -> dict:
@@ -180,12 +185,29 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         t0 = clock.now
         call("HalInitializeProcessor", [0, lb])
         if not call("HalInitSystem", [0, lb]) & 0xFF:
-            raise RunStop({"verdict": "bugcheck", "bugcheck": {"code": 0x5C, "params": [0, 0, 0, 0],
-                                                              "reported_via": "scenario (HalInitSystem(0) FALSE)"}})
+            raise RunStop({"verdict": "bugcheck", "bugcheck": {
+                "code": tgt.bugcheck.get("hal_initialization_failed", 0x5C), "params": [0, 0, 0, 0],
+                "reported_via": "scenario (HalInitSystem(0) FALSE)"}})
+        # The kernel calls the dispatch-table slots it has no default for without checking them.
+        empty = kernel.empty_required_slots(set(image.imports))
+        if empty:
+            raise RunStop({"verdict": "fault", "fault": {
+                "kind": "dispatch-slot-empty", "function": "HalInitSystem", "address": None, "slots": empty,
+                "detail": f"after HalInitSystem(0) these dispatch-table slots, which the {tgt.name} kernel has no "
+                          f"default for, are empty: {', '.join(empty)}"}})
         if not call("HalInitSystem", [1, lb]) & 0xFF:
-            raise RunStop({"verdict": "bugcheck", "bugcheck": {"code": 0x61, "params": [0, 0, 0, 0],
-                                                              "reported_via": "scenario (HalInitSystem(1) FALSE)"}})
+            raise RunStop({"verdict": "bugcheck", "bugcheck": {
+                "code": tgt.bugcheck.get("hal1_initialization_failed", 0x61), "params": [0, 0, 0, 0],
+                "reported_via": "scenario (HalInitSystem(1) FALSE)"}})
         figures["hal_init_virtual_us"] = (clock.now - t0) // PS_PER_US
+
+        # Through the dispatch tables, as the kernel and boot drivers call them (targets that describe them).
+        calls, problems = kernel.dispatch_calls(call_at, {sig: entry for sig, entry in machine.acpi.tables.items()})
+        figures["dispatch_calls"] = calls
+        if problems:
+            raise RunStop({"verdict": "fault", "fault": {
+                "kind": "dispatch-call-failed", "function": None, "address": None,
+                "detail": "; ".join(problems)}})
 
         # Idle with interrupts on at PASSIVE_LEVEL.
         machine.lapic.tpr = 0
@@ -275,6 +297,8 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["qpc"] = figures.get("qpc")
     result["stall"] = figures.get("stall")
     result["legacy_touches"] = _legacy_touches(trace)
+    if kernel is not None and kernel.dispatch_state():
+        result["dispatch"] = {"tables": kernel.dispatch_state(), "calls": figures.get("dispatch_calls")}
     result["debug_output"] = kernel.debug_output if kernel is not None else []
     result["serial_output"] = machine.uart.text() if hasattr(machine.uart, "text") else ""
     result["virtual_time_us"] = clock.now // PS_PER_US

@@ -207,10 +207,25 @@ class MiniKernel:
         return root
 
     def _build_data(self) -> None:
+        # A dispatch table the description lays out has the description's size.
+        sizes = {t.constants["data_import"]: int(t.constants["size"]) for t in self.target.dispatch_tables.values()}
         for name in sorted(self.target.data_imports):
-            va = self.mem.alloc(max(DATA_IMPORTS.get(name, 8), 8))
+            va = self.mem.alloc(max(sizes.get(name, DATA_IMPORTS.get(name, 8)), 8))
             self.data[name] = va
         self._init_data()
+
+    # ------------------------------------------------------------------ dispatch tables (targets that describe them)
+    def empty_required_slots(self, imported_names) -> list[str]:
+        """Dispatch-table slots the HAL had to fill in phase 0 and left empty (none for a kernel without tables)."""
+        return []
+
+    def dispatch_state(self) -> dict:
+        """Who fills each dispatch-table slot, per table (empty for a kernel without tables)."""
+        return {}
+
+    def dispatch_calls(self, call_at, acpi_tables: dict) -> tuple[list[dict], list[str]]:
+        """Calls through the dispatch tables in the boot scenario: (records, problems); none by default."""
+        return [], []
 
     def _init_data(self) -> None:
         """Initial values of the data imports (subclasses set table versions)."""
@@ -260,13 +275,22 @@ class MiniKernel:
             raise self.cpu.fault("unmapped", f"jump into the kernel stub page at {address:#x}")
         name, fn = entry
         caller = self.mem.vu(self.cpu.reg(X.UC_X86_REG_RSP), 8)
-        if fn is None:
-            self.trace.record("kernel_call", device="kernel", address=caller, detail=name)
-            raise RunStop({"verdict": "fault", "fault": {
-                "kind": "unimplemented-import", "function": self.cpu.locate(caller), "address": caller,
-                "detail": f"called {name}, which the {self.target.name} kernel exports but the model does not implement"}})
-        self._current = name
-        result = fn()
+        # Records the kernel makes name the guest function that called it (the HAL's caller, not the stub), so
+        # a trace says which HAL function asked for a tick, a bug check or a table walk.
+        caller_fn = self.cpu.locate(caller - 1) if self.cpu.locate else None
+        saved_locate = self.trace.locate
+        self.trace.locate = lambda: caller_fn
+        try:
+            if fn is None:
+                self.trace.record("kernel_call", device="kernel", address=caller, detail=name)
+                raise RunStop({"verdict": "fault", "fault": {
+                    "kind": "unimplemented-import", "function": caller_fn, "address": caller,
+                    "detail": f"called {name}, which the {self.target.name} kernel exports but the model does not "
+                              f"implement"}})
+            self._current = name
+            result = fn()
+        finally:
+            self.trace.locate = saved_locate
         if result is not None:
             self.cpu.set_reg(X.UC_X86_REG_RAX, result)
 
