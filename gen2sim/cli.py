@@ -90,8 +90,30 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """``gen2hal compare``: two boots side by side; exit 0 compared, 2 bad input."""
+    from . import compare, report
+
+    if args.seconds <= 0 or args.seconds > 3600:
+        print("gen2hal compare: --seconds must be in (0, 3600]", file=sys.stderr)
+        return 2
+    madt = None if args.madt_pcat is None else args.madt_pcat == "on"
+    kw = {"hv_clear": _features(args.hv_clear), "seconds": args.seconds, "madt_pcat": madt}
+    try:
+        runs = [compare.load_input(text, label, args.target, args.platform, **kw)
+                for text, label in ((args.a, "A"), (args.b, "B"))]
+    except (compare.CompareError, SpecError, ModelError) as exc:
+        print(f"gen2hal compare: {exc}", file=sys.stderr)
+        return 2
+    result = compare.compare(*runs)
+    print(compare.text(result))
+    if args.json:
+        report._atomic_write(args.json, lambda fh: fh.write(compare.to_json(result) + "\n"))
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add ``boot`` and ``bench`` to the ``gen2hal`` command line."""
+    """Add ``boot``, ``bench`` and ``compare`` to the ``gen2hal`` command line."""
     p = subparsers.add_parser("boot", help="boot a hal.dll on the deterministic Gen1/Gen2 machine model",
                               description="Load HAL.DLL like a kernel loader, run HalInitializeProcessor, "
                                           "HalInitSystem(0/1), idle with the clock running, query the performance "
@@ -107,6 +129,24 @@ def register(subparsers) -> None:
     _common(p)
     p.add_argument("--repeat", type=int, default=1, help="boots to time (the best is reported)")
     p.set_defaults(func=cmd_bench)
+    p = subparsers.add_parser(
+        "compare", help="compare two boots: verdicts, first divergence, touches by device, figures",
+        description="Compare two boots of the machine model. A and B are each a boot JSON written by "
+                    "'gen2hal boot --json X.json --trace X.jsonl' (the trace is read from beside the JSON) or a "
+                    "hal.dll, booted here with --target/--platform (any x64 HAL, e.g. a copy of a Windows 7 SP1 "
+                    "C:\\Windows\\System32\\hal.dll: see docs/windows7.md). Prints the verdicts, the first "
+                    "record where the traces differ, the first divergence that matters (stretches only one HAL runs, "
+                    "in functions the other never runs, skipped), touch counts by device and the figures side by "
+                    "side. Exit 0 compared, 2 bad input.")
+    p.add_argument("a", metavar="A", help="boot JSON (trace beside it) or hal.dll")
+    p.add_argument("b", metavar="B", help="boot JSON (trace beside it) or hal.dll")
+    p.add_argument("--target", choices=target_names(), help="kernel ABI, for DLL inputs")
+    p.add_argument("--platform", default="gen2", choices=("gen1", "gen2"), help="platform for DLL inputs (gen2)")
+    p.add_argument("--hv-clear", metavar="F,...", help="Hyper-V features to clear, for DLL inputs")
+    p.add_argument("--seconds", type=float, default=1.0, help="virtual seconds of idle, for DLL inputs")
+    p.add_argument("--madt-pcat", choices=("on", "off"), help="force the MADT PC-AT flag, for DLL inputs")
+    p.add_argument("--json", metavar="OUT", help="also write the comparison as JSON to OUT")
+    p.set_defaults(func=cmd_compare)
 
 
 def main(argv: list[str] | None = None) -> int:
