@@ -13,6 +13,7 @@ Output folder layout (``--out DIR``)::
     DIR/src/            the complete variant tree (a copy of SRC with the edits and the new files)
     DIR/CHANGES.md
     DIR/variant.patch
+    DIR/analysis.json   the analysis the bindings were verified against (``gen2hal analyze --json``)
     DIR/manifest.json
 
 Guarantees: nothing is ever written inside SRC; everything is written into a temporary folder beside DIR and
@@ -507,6 +508,9 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
         "skipped_roles": {b.role.name: b.skipped for b in plan.skipped},
         "outputs": {"CHANGES.md": _sha256(changes.encode()), "variant.patch": _sha256(patch.encode())},
     }
+    # The analysis the bindings were verified against travels with the variant (the report shows its touch points).
+    analysis_json = json.dumps(model.to_json(), indent=2, sort_keys=True) + "\n"
+    manifest["outputs"]["analysis.json"] = _sha256(analysis_json.encode())
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -517,6 +521,7 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
             path.write_bytes(data)
         (tmp / "CHANGES.md").write_bytes(changes.encode("utf-8"))
         (tmp / "variant.patch").write_bytes(patch.encode("utf-8"))
+        (tmp / "analysis.json").write_bytes(analysis_json.encode("utf-8"))
         (tmp / "manifest.json").write_bytes((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         os.chmod(tmp, 0o755)
         old = None
@@ -541,7 +546,7 @@ def summary(result: Result) -> str:
     lines = [f"gen2hal generate: {len(result.bindings)} roles bound, {kinds['replace']} functions replaced, "
              f"{kinds['insert']} insertions, {kinds['remove']} dead statics removed in {len(changed)} files; "
              f"{len(result.new_files)} new files",
-             f"  output: {result.out}/ (src/, CHANGES.md, variant.patch, manifest.json)",
+             f"  output: {result.out}/ (src/, CHANGES.md, variant.patch, analysis.json, manifest.json)",
              f"  analysis {result.analysis_seconds:.2f} s, total {result.total_seconds:.2f} s"]
     for b in result.skipped:
         lines.append(f"  not applied: role {b.role.name}: {b.skipped}")

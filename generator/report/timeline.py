@@ -36,25 +36,15 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+# The exit classes live with the trace; gen2sim.trace imports nothing of the CPU (no Unicorn), so the report still
+# reads JSON results without loading the machine model.
+from gen2sim.trace import EXIT_CLASS, EXIT_CLASSES
+
 SUMMARY_VERSION = 1
 DEFAULT_BINS = 200
 MAX_TICK_TIMES = 1000
 TOP_FUNCTIONS = 10
 
-# The exit classes, in gen2sim's order.  Kept here (not imported from gen2sim.trace) so this module stays free of
-# the machine model's imports: gen2sim calls it, and the report reads JSON without loading Unicorn.
-EXIT_CLASS = {
-    "port_in": "port_io",
-    "port_out": "port_io",
-    "msr_read": "msr",
-    "msr_write": "msr",
-    "mmio_read": "mmio",
-    "mmio_write": "mmio",
-    "cpuid": "cpuid",
-    "hlt": "hlt",
-    "hypercall": "hypercall",
-}
-EXIT_CLASSES = ("port_io", "msr", "mmio", "cpuid", "hlt", "hypercall")
 EVENT_KINDS = ("bugcheck", "fault")
 
 
