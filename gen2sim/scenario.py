@@ -2,7 +2,8 @@
 
 HalInitializeProcessor(0, LoaderBlock) → HalInitSystem(0, LoaderBlock) (FALSE → bug check 0x5C) →
 HalInitSystem(1, LoaderBlock) (FALSE → 0x61) → interrupts on, CR8 = 0, HalProcessorIdle in a loop for
-``seconds`` of virtual time → KeQueryPerformanceCounter ×64 → KeStallExecutionProcessor(1000) ×4 → ``booted``.
+``seconds`` of virtual time (KeQueryPerformanceCounter before and after it: the counter's rate) →
+KeQueryPerformanceCounter ×64 (exits per call, monotonic) → KeStallExecutionProcessor(1000) ×4 → ``booted``.
 
 ``boot(...)`` returns a ``BootResult``: ``result`` is the JSON-able dict (deterministic: virtual time only) and
 ``machine`` the machine (its ``trace`` holds every intercepted operation).
@@ -23,6 +24,7 @@ from .errors import ModelError
 from .kernel import kernel_class
 from .loader import LoadError, load_image
 from .machine import LAPIC_GPA, Machine
+from .timeline import timeline_summary
 from .trace import EXIT_CLASSES
 
 RTC_REGISTERS = {0x0: "seconds", 0x2: "minutes", 0x4: "hours", 0xA: "RTC register A", 0xB: "RTC register B",
@@ -43,8 +45,12 @@ class BootResult:
     machine: Machine | None
 
 
-def _hang_polls(trace, since: int) -> dict | None:
-    """The port/MMIO/MSR location read most often in the trace records since index ``since``."""
+def _hang_polls(trace, since: int, rtc_selected: int | None = None) -> dict | None:
+    """The port/MMIO/MSR location read most often in the trace records since index ``since``.
+
+    ``rtc_selected`` is the CMOS index the RTC holds now: when the loop never rewrites port 0x70, it is the
+    register every read of port 0x71 in the window went to.
+    """
     reads = Counter()
     rtc_index = None
     where: dict[tuple, str | None] = {}
@@ -53,6 +59,9 @@ def _hang_polls(trace, since: int) -> dict | None:
         if rec["kind"] == "port_out" and rec["address"] == 0x70:
             rtc_index = (rec["value"] or 0) & 0x7F
             break
+    if rtc_index is None and not any(rec["kind"] == "port_out" and rec["address"] == 0x70
+                                     for rec in trace.records[window:]):
+        rtc_index = rtc_selected
     for rec in trace.records[window:]:
         kind = rec["kind"]
         if kind == "port_out" and rec["address"] == 0x70:
@@ -174,7 +183,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
 
         def hang_info(start: int, rip: int) -> dict:
             return {"verdict": "hang", "hang": {"function": locate(rip), "address": rip, "called": name,
-                                                "polls": _hang_polls(trace, first),
+                                                "polls": _hang_polls(trace, first, getattr(machine.rtc, "index", None)),
                                                 "virtual_time_us": (clock.now - start) // PS_PER_US}}
 
         return cpu.call(address, args, limit_ps=limit_ps, max_instructions=max_instructions, hang_info=hang_info)
@@ -213,16 +222,22 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         machine.lapic.tpr = 0
         kernel.mem.vput(kernel.pcr + tgt.structs["kpcr"].offset("Irql"), 1, 0)
         cpu.set_reg(X.UC_X86_REG_EFLAGS, 0x202)
+        has_qpc = "KeQueryPerformanceCounter" in image.exports
+        freq_va = kernel.mem.alloc(0x1000) if has_qpc else None
+        # The counter's rate is judged across the idle window (a virtual second by default): back-to-back calls
+        # span microseconds, too short for a counter that ticks every 100 ns or 280 ns.
+        qpc_idle = [(clock.now, call("KeQueryPerformanceCounter", [freq_va]))] if has_qpc else []
         idle_start, ticks_before = clock.now, len(kernel.ticks)
         idle_end = idle_start + int(seconds * PS_PER_S)
         while clock.now < idle_end:
             call("HalProcessorIdle", [], limit_ps=hang_ps)
             cpu.set_reg(X.UC_X86_REG_EFLAGS, cpu.reg(X.UC_X86_REG_EFLAGS) | 0x200)
+        if has_qpc:
+            qpc_idle.append((clock.now, call("KeQueryPerformanceCounter", [freq_va])))
         figures["idle_ticks"] = len(kernel.ticks) - ticks_before
         figures["idle_window"] = (ticks_before, idle_start, idle_end)
 
-        if "KeQueryPerformanceCounter" in image.exports:
-            freq_va = kernel.mem.alloc(0x1000)
+        if has_qpc:
             values, times, exits = [], [], []
             for _ in range(QPC_CALLS):
                 before = trace.exit_count()
@@ -232,10 +247,11 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
             freq = kernel.mem.vu(freq_va, 8)
             qpc = {"frequency": freq, "monotonic": all(b >= a for a, b in zip(values, values[1:])),
                    "exits_per_call": round(sum(exits) / len(exits), 3)}
-            if freq and times[-1] > times[0]:
-                measured = (values[-1] - values[0]) / freq
-                reference = (times[-1] - times[0]) / PS_PER_S
-                qpc["rate_error_ppm"] = round((measured - reference) / reference * 1e6, 1) if reference else None
+            (t0, v0), (t1, v1) = qpc_idle
+            if freq and t1 > t0:
+                measured = (v1 - v0) / freq
+                reference = (t1 - t0) / PS_PER_S
+                qpc["rate_error_ppm"] = round((measured - reference) / reference * 1e6, 3)
             figures["qpc"] = qpc
         if "KeStallExecutionProcessor" in image.exports:
             taken = []
@@ -305,6 +321,7 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["guest_instructions"] = machine.cpu.instructions
     result["trace_records"] = len(trace.records)
     result["trace_sha256"] = trace.sha256()
+    result["timeline"] = timeline_summary(trace.records, result["virtual_time_us"])
     return result
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .inputs import ReportInputError
 from .progress import Progress
-from .timeline import timeline_summary
+from gen2sim.timeline import timeline_summary
 
 __all__ = ["make_report", "ReportInputError", "Progress", "timeline_summary"]
 

@@ -1,8 +1,7 @@
-"""Boot a list of HALs on the machine model for the main job, with progress lines, writing boot JSONs that carry
-their timeline (so the report never needs the multi-hundred-megabyte traces).
+"""Boot a list of HALs on the machine model for the main job, with a progress line per boot, writing boot JSONs.
 
-This only calls gen2sim (``gen2sim.scenario.boot``, ``gen2sim.report.write_json``); when gen2sim adds the
-``timeline`` to its results itself, the summary here is skipped.
+The JSONs carry their timeline (gen2sim puts it in every result), so the report never needs the
+multi-hundred-megabyte traces. This only calls gen2sim (``gen2sim.scenario.boot``, ``gen2sim.report.write_json``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .progress import Progress
-from .timeline import timeline_summary
 
 
 @dataclass(frozen=True)
@@ -48,8 +46,6 @@ def boot_all(jobs: list[BootJob], progress: Progress | None = None) -> list[dict
         with progress.step(f"booting {job.hal} on {job.platform}") as step:
             run = boot(job.hal, job.target, job.platform, **job.options)
             result = run.result
-            if "timeline" not in result and run.machine is not None:
-                result["timeline"] = timeline_summary(run.machine.trace.records, result["virtual_time_us"])
             Path(job.json_out).parent.mkdir(parents=True, exist_ok=True)
             write_json(result, job.json_out)
             step.result(short_verdict(result))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from .timeline import DEFAULT_BINS, TimelineError, check_timeline, timeline_from_trace
+from gen2sim.timeline import DEFAULT_BINS, TimelineError, check_timeline, timeline_from_trace
 
 #: Verdicts gen2sim gives today; another non-empty verdict string is shown as it is (a newer model may add some).
 KNOWN_VERDICTS = ("booted", "bugcheck", "hang", "fault", "reset", "load-error", "model-error")

@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from .. import __version__
 from .inputs import KNOWN_VERDICTS, Run
-from .timeline import EXIT_CLASSES
+from gen2sim.timeline import EXIT_CLASSES
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "report"
 #: Platforms in the matrix's column order; others follow, sorted.

@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # headless; a no-op when another part of the process alre
 from matplotlib.figure import Figure  # noqa: E402  (after the backend choice)
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from .timeline import EXIT_CLASSES  # noqa: E402
+from gen2sim.timeline import EXIT_CLASSES  # noqa: E402
 
 #: Label and colour of each exit class (Okabe-Ito palette: tells classes apart with any colour vision).
 CLASS_STYLE = {

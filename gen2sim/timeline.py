@@ -36,9 +36,8 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-# The exit classes live with the trace; gen2sim.trace imports nothing of the CPU (no Unicorn), so the report still
-# reads JSON results without loading the machine model.
-from gen2sim.trace import EXIT_CLASS, EXIT_CLASSES
+# Neither this module nor gen2sim.trace imports the CPU (Unicorn): the report reads results without the model.
+from .trace import EXIT_CLASS, EXIT_CLASSES
 
 SUMMARY_VERSION = 1
 DEFAULT_BINS = 200
