@@ -54,8 +54,9 @@ def summary(result: dict) -> str:
     line = f"verdict: {verdict}"
     if verdict == "bugcheck" and result.get("bugcheck"):
         b = result["bugcheck"]
-        line += f"  code {_hex(b.get('code'))} ({', '.join(_hex(p) for p in b.get('params', []))})" \
-                f"  reported via {b.get('reported_via')}"
+        name = f" {b['name']}" if b.get("name") else ""
+        params = ", ".join(_hex(p) for p in b.get("params", []))
+        line += f"  code {_hex(b.get('code'))}{name} ({params})  reported via {b.get('reported_via')}"
         if b.get("function"):
             line += f"  in {b['function']}"
     elif verdict == "hang" and result.get("hang"):

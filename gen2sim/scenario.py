@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from unicorn import x86_const as X
 
-from specs import SpecError, load_target
+from specs import SpecError, bugcheck_names, load_target
 
 from .clock import PS_PER_NS, PS_PER_S, PS_PER_US
 from .cpu import RunStop
@@ -284,6 +284,8 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
             result["bugcheck"] = {"code": p[0] & 0xFFFFFFFF, "params": p[1:5], "reported_via": "crash-msrs"}
     for key in ("bugcheck", "hang", "fault", "load_error"):
         result.setdefault(key, None)
+    if result["bugcheck"] is not None:
+        result["bugcheck"]["name"] = bugcheck_names().get(result["bugcheck"]["code"])
     ticks = kernel.ticks
     periods = [(b - a) / PS_PER_NS for a, b in zip(ticks, ticks[1:])]
     result["ticks"] = len(ticks)

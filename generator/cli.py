@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"gen2hal: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. `gen2hal boot ... | head`): not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

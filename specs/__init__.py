@@ -107,6 +107,22 @@ class Target:
         return self.import_modules.get(name, self.kernel_module)
 
 
+def bugcheck_names() -> dict[int, str]:
+    """Bug-check code → name, from ``specs/bugchecks.toml`` (the codes a HAL raises or causes)."""
+    path = SPECS_DIR / "bugchecks.toml"
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("bugcheck", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    names: dict[int, str] = {}
+    for i, entry in enumerate(entries):
+        code, name = entry.get("code"), entry.get("name")
+        if not isinstance(code, int) or not isinstance(name, str) or code in names:
+            raise SpecError(f"{path}: [[bugcheck]] #{i + 1} needs a unique integer code and a name, got {entry!r}")
+        names[code] = name
+    return names
+
+
 def target_names() -> list[str]:
     """Names of the targets described in ``specs/targets``, sorted."""
     return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))

@@ -616,6 +616,7 @@ def test_real_boot_report(real_boot, tmp_path):
     if result["verdict"] == "bugcheck":
         assert cell[0]["attrs"]["data-code"] == hex(result["bugcheck"]["code"])
         assert cell[0]["attrs"]["data-params"] == ",".join(hex(p) for p in result["bugcheck"]["params"])
+        assert result["bugcheck"]["name"] in text(cell[0])      # e.g. MISMATCHED_HAL, named from specs
     article = find(page, "article", class_="boot")[0]
     assert find(article, "svg")
     fields = {td["attrs"]["data-field"]: td for td in find(article, "td") if "data-field" in td["attrs"]}

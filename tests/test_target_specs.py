@@ -84,3 +84,10 @@ def test_bad_name_list_names_file_and_line(tmp_path):
     bad.write_text("A\nA\n")
     with pytest.raises(specs.SpecError, match=r"names.txt:2: 'A' listed twice"):
         specs.read_name_list(bad)
+
+
+def test_bugcheck_names():
+    names = specs.bugcheck_names()
+    assert names[0x79] == "MISMATCHED_HAL"
+    assert names[0xA5] == "ACPI_BIOS_ERROR"
+    assert names[0x5C] == "HAL_INITIALIZATION_FAILED"

@@ -111,7 +111,7 @@ def verdict_lines(result: dict) -> tuple[str, list[str]]:
             lines.append(f"drift {number(result['drift_ppm'])} ppm")
     elif verdict == "bugcheck":
         b = result["bugcheck"]
-        head = f"bugcheck {hexa(b['code'])}"
+        head = f"bugcheck {hexa(b['code'])}" + (f" {b['name']}" if b.get("name") else "")
         lines.append("(" + ", ".join(hexa(p) for p in b["params"]) + ")")
         if b.get("function"):
             lines.append(f"in {b['function']}")

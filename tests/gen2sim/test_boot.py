@@ -42,6 +42,7 @@ def test_reference_gen2_bugchecks_79(reference_build, target):
     assert r["verdict"] == "bugcheck", r
     assert r["bugcheck"]["code"] == 0x79 and r["bugcheck"]["params"][0] == 6
     assert r["bugcheck"]["function"] == "HalpVerifyPcatCompatibility"
+    assert r["bugcheck"]["name"] == "MISMATCHED_HAL"
 
 
 @pytest.mark.parametrize("target", TARGETS)
