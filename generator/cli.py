@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(refusing a binding whose function no longer shows the expected hardware touch "
                                    "points), rewrite those functions by source extent with rendered code and add "
                                    "the Hyper-V files. Writes OUT/src (the variant tree), OUT/CHANGES.md, "
-                                   "OUT/variant.patch (git apply in the original tree) and OUT/manifest.json. "
+                                   "OUT/variant.patch (git apply in the original tree), OUT/analysis.json and "
+                                   "OUT/manifest.json. "
                                    "Never writes inside SRC; same inputs give the same bytes. Exit 2 (nothing "
                                    "written) on bad input or a refused binding.",
                        epilog="features: " + "; ".join(f"{k}: {v}" for k, v in FEATURES.items()))
@@ -126,18 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Subcommands contributed by the other parts of gen2hal (the machine model, the generator)."""
-    found = []
-    try:
-        from gen2sim import cli as sim_cli
-    except ImportError:
-        sim_cli = None
-    if sim_cli is not None and hasattr(sim_cli, "register"):
-        found.append(sim_cli.register)
+    """Subcommands registered by the other parts of gen2hal: the machine model (boot, bench, compare), the report."""
+    from gen2sim import cli as sim_cli
+
     from .report import cli as report_cli
 
-    found.append(report_cli.register)
-    return found
+    return [sim_cli.register, report_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:
