@@ -1,0 +1,100 @@
+"""One HAL build unit: what a ``hal.dll`` is made of, stated once and read by analyze, generate and SCons.
+
+A unit is a list of translation units, each with its own compile arguments (like a ``compile_commands.json``:
+upstream ReactOS gives some components their own defines, e.g. ``CONFIG_SMP`` for ``lib_hal_smp``), the static
+libraries linked into the DLL (each again a list of translation units), the export spec, the kernel modules it
+imports from, and the link settings. Readers produce units:
+
+- ``generator.unit.reactos``: a ReactOS tree's ``hal/halx86/CMakeLists.txt`` and ``*.cmake`` files, read by
+  ``generator.unit.cmake`` (a small CMake interpreter), or a configured build's ``compile_commands.json``;
+- ``generator.unit.local``: a unit described by a small TOML file (``hal_src/unit.toml``).
+
+Nothing here knows a file list: every list comes from the tree being read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class UnitError(Exception):
+    """A build description cannot be read; the message names the file, the line and what was expected."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One translation unit: a C or assembly file and the arguments it is compiled with.
+
+    ``include_dirs`` and ``defines`` are complete and in compiler order (``-I`` order; ``NAME`` or
+    ``NAME=VALUE``); ``component`` names the object library or component the file came from (``generic``,
+    ``acpi``, ...), for reports and for scoping.
+    """
+
+    path: Path
+    language: str                      # "c" or "asm"
+    component: str
+    include_dirs: tuple[Path, ...]
+    defines: tuple[str, ...]
+    extra_flags: tuple[str, ...] = ()  # further compiler flags this file needs (e.g. -fms-extensions)
+
+
+@dataclass
+class Library:
+    """A static library linked into the unit (only the members the link needs are pulled in)."""
+
+    name: str
+    sources: list[Source]
+
+
+@dataclass
+class ExportSpec:
+    """Where the DLL's exports come from.
+
+    ``spec``: a ReactOS ``.spec`` file read for ``arch`` and ``version`` (spec2def's rules); or ``names`` with
+    ``aliases`` (export -> implementing function) when the unit states its exports directly.
+    """
+
+    spec: Path | None = None
+    arch: str = "x86_64"
+    version: int = 0x502
+    names: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BuildUnit:
+    """Everything one HAL DLL is built from."""
+
+    name: str                          # DLL stem: "hal", "halmp"
+    tree: Path                         # the tree the paths are relative to in reports (checkout top, hal_src)
+    hal_root: Path                     # the HAL's own folder (hal/halx86, hal_src)
+    sources: list[Source]
+    libraries: list[Library]
+    exports: ExportSpec
+    imports: list[str]                 # kernel modules the DLL may import from ("ntoskrnl")
+    import_spec: dict[str, Path]       # module -> its .spec (ReactOS) when the import library is made from one
+    entry: str = "HalInitSystem"
+    entry_args_bytes: int = 8          # stdcall argument size (i386 decoration; amd64 ignores it)
+    generated_root: Path | None = None  # folder of build-time headers the tool made for this tree
+    origin: str = ""                   # where this description was read from (file or files), for messages
+
+    @property
+    def c_sources(self) -> list[Source]:
+        """The C translation units of the DLL itself (libraries excluded)."""
+        return [s for s in self.sources if s.language == "c"]
+
+    @property
+    def asm_sources(self) -> list[Source]:
+        """The assembly files of the DLL itself: built, not analysed (libclang does not read them)."""
+        return [s for s in self.sources if s.language == "asm"]
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the HAL's folder when inside it, else to the tree; POSIX form."""
+        path = Path(path)
+        for base in (self.hal_root, self.tree):
+            try:
+                return path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                continue
+        return path.as_posix()
