@@ -4,6 +4,7 @@ upstream's own C tools built from that copy with the host compiler."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,6 +31,14 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     return path
+
+
+def assert_names_line(error: type[Exception], run, path: Path, body: str, line: int, expected: str) -> None:
+    """Writing ``body`` to ``path`` and running ``run(path)`` raises ``error`` naming ``path:line`` and ``expected``."""
+    path.write_text(body)
+    with pytest.raises(error) as err:
+        run(path)
+    assert f"{path}:{line}:" in str(err.value) and expected in str(err.value)
 
 
 def need_mingw() -> None:
@@ -130,11 +139,7 @@ def test_hpp_keeps_bytes_and_last_line_without_newline(tmp_path):
     ("$frobnicate(x)\n", 1, "unknown directive"),
 ])
 def test_hpp_errors_name_file_and_line(tmp_path, body, line, expected):
-    t = tmp_path / "bad.h"
-    t.write_text(body)
-    with pytest.raises(HppError) as err:
-        hpp.preprocess(t)
-    assert f"{t}:{line}:" in str(err.value) and expected in str(err.value)
+    assert_names_line(HppError, hpp.preprocess, tmp_path / "bad.h", body, line, expected)
 
 
 def test_hpp_include_loop_is_an_error(tmp_path):
@@ -271,11 +276,7 @@ def test_mc_without_typedef_and_default_names(tmp_path):
     ("MessageId=1\nColour=Blue\n", 2, "unexpected Colour="),
 ])
 def test_mc_errors_name_file_and_line(tmp_path, body, line, expected):
-    path = tmp_path / "bad.mc"
-    path.write_text(body)
-    with pytest.raises(McError) as err:
-        mc.parse_mc(path)
-    assert f"{path}:{line}:" in str(err.value) and expected in str(err.value)
+    assert_names_line(McError, mc.parse_mc, tmp_path / "bad.mc", body, line, expected)
 
 
 # ------------------------------------------------------------------------------------------------- geninc
@@ -466,11 +467,7 @@ def test_spec_duplicates_and_unsupported(tmp_path):
     ("@ stdcall A=B()", "expected an export name"),
 ])
 def test_spec_bad_lines(tmp_path, line, expected):
-    path = tmp_path / "bad.spec"
-    path.write_text(f"; first line is fine\n{line}\n")
-    with pytest.raises(SpecError) as err:
-        spec.parse_spec(path)
-    assert f"{path}:2:" in str(err.value) and expected in str(err.value)
+    assert_names_line(SpecError, spec.parse_spec, tmp_path / "bad.spec", f"; first line is fine\n{line}\n", 2, expected)
 
 
 # ------------------------------------------------------------------------------------------ upstream tree
@@ -581,6 +578,12 @@ def test_ensure_generated_is_cached_atomic_and_outside_the_tree(tree, tmp_path, 
     assert headers.ensure_generated(tree, cache) == first
     assert time.perf_counter() - start < 2.0
     monkeypatch.undo()
+    # a damaged dependency record means a rebuild into the same folder (the existing one is kept)
+    for record in (cache / "deps").iterdir():
+        record.write_text("{not json")
+    assert headers.ensure_generated(tree, cache) == first
+    assert json.loads(next((cache / "deps").iterdir()).read_text())["files"]
+    assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
     # same inputs in another cache: same bytes (deterministic)
     other = headers.ensure_generated(tree, tmp_path / "cache2")
     assert other.name == first.name

@@ -39,7 +39,7 @@ GLOBAL_UNDEFINES = ("_X86_", "WIN32")
 #: Compiler flags of sdk/cmake/gcc.cmake that shape declarations and layouts ("Compiler Core", long double).
 GLOBAL_GCC_FLAGS = ("-nostdinc", "-fms-extensions", "-fno-strict-aliasing", "-fno-common", "-mlong-double-64")
 
-# arch -> (the CMake ARCH name of sdk/include/asm/CMakeLists.txt's file choice, the include file it makes)
+# arch -> the include file sdk/include/asm/CMakeLists.txt makes for it
 _ASM_OUTPUT = {"amd64": "ksamd64.inc"}
 _BUGCODES_MC = Path("sdk/include/reactos/mc/bugcodes.mc")
 _BUGCODES_OUT = Path("sdk/include/reactos/mc/bugcodes.h")
@@ -50,12 +50,15 @@ _GENINCDATA = Path("sdk/include/asm/genincdata.c")
 def reactos_global_args(tree: Path, generated: Path) -> tuple[list[Path], list[str]]:
     """Include folders (in ``-I`` order) and defines every ReactOS amd64 target gets from the top-level build.
 
-    Source: ReactOS's top-level ``CMakeLists.txt`` (``include_directories`` and ``add_definitions`` of the
-    cross-compiling branch, checked against the master revision ``reactos_hal.md`` describes) and
-    ``sdk/cmake/gcc.cmake`` (``_USE_PSEH3=1``, ``_GLIBCXX_HAVE_BROKEN_VSWPRINTF``; its ``-U_X86_ -UWIN32`` are in
-    :data:`GLOBAL_UNDEFINES`). Source folders absent from ``tree`` (``dxsdk`` in a subset, ``winrt`` and
-    ``vcruntime`` before they existed) are left out, as are generated folders this tool does not make.
-    ``DBG=0`` is the release configuration; ``DLL_EXPORT_VERSION`` is config.cmake's 0x502.
+    Source: ReactOS's top-level ``CMakeLists.txt`` (the cross-compiling branch's ``include_directories`` and
+    ``add_definitions``; read at upstream master of 2025, whose lists match what the 2024 subset needs:
+    ``sdk/lib/crt/stdlib/rand_s.c`` tests the ``DLL_EXPORT_VERSION`` macro and ``printf/swprintf.c`` compiles
+    only with ``_CRT_NON_CONFORMING_SWPRINTFS``) and ``sdk/cmake/gcc.cmake`` (``_USE_PSEH3=1``,
+    ``_GLIBCXX_HAVE_BROKEN_VSWPRINTF``; its ``-U_X86_ -UWIN32`` are :data:`GLOBAL_UNDEFINES`, its flags
+    :data:`GLOBAL_GCC_FLAGS`). Source folders absent from ``tree`` (``dxsdk`` in a subset, ``winrt`` and
+    ``vcruntime`` before they existed) are left out, as is the generated ``dxsdk`` folder this tool does not
+    make. ``DBG=0`` is the release configuration; ``DLL_EXPORT_VERSION`` is config.cmake's 0x502. ``WIN64`` and
+    ``WIN32`` need no define: mingw gcc and clang's mingw target predefine them.
     """
     source = ["sdk/include", "sdk/include/psdk", "sdk/include/dxsdk", "sdk/include/winrt"]
     built = ["sdk/include", "sdk/include/psdk", "sdk/include/dxsdk", "sdk/include/ddk", "sdk/include/reactos",
@@ -99,8 +102,8 @@ def ensure_generated(tree: Path, cache_root: Path | None = None, *, arch: str = 
         try:
             deps = json.loads(deps_record.read_text(encoding="utf-8"))["files"]
             folder = root / _full_key(stage, tree, deps)
-        except (OSError, ValueError, KeyError):
-            folder = None          # a stale or damaged record: rebuild below
+        except (OSError, ValueError, KeyError, HostToolError):
+            folder = None          # a damaged record, or a recorded header is gone: rebuild below
         if folder is not None and (folder / "manifest.json").is_file():
             return folder
     return _build(tree, root, stage, static, arch)
