@@ -28,15 +28,21 @@ class Source:
 
     ``include_dirs`` and ``defines`` are complete and in compiler order (``-I`` order; ``NAME`` or
     ``NAME=VALUE``); ``component`` names the object library or component the file came from (``generic``,
-    ``acpi``, ...), for reports and for scoping.
+    ``acpi``, ...), for reports and for scoping; ``target`` is the build target whose settings compile it
+    (ReactOS: the object library, ``lib_hal_generic``). A file made at build time from another (ReactOS's
+    ``.asm`` sources become ``<generated>/<path>.asm.s`` through the ``asmpp`` host tool) names its input in
+    ``generated_from`` and the tool in ``generator``; whoever builds the unit must make it first.
     """
 
     path: Path
-    language: str                      # "c" or "asm"
+    language: str                      # "c", "asm" or "rc"
     component: str
     include_dirs: tuple[Path, ...]
     defines: tuple[str, ...]
     extra_flags: tuple[str, ...] = ()  # further compiler flags this file needs (e.g. -fms-extensions)
+    target: str = ""
+    generated_from: Path | None = None
+    generator: str = ""
 
 
 @dataclass
@@ -78,6 +84,7 @@ class BuildUnit:
     entry_args_bytes: int = 8          # stdcall argument size (i386 decoration; amd64 ignores it)
     generated_root: Path | None = None  # folder of build-time headers the tool made for this tree
     origin: str = ""                   # where this description was read from (file or files), for messages
+    link_flags: list[str] = field(default_factory=list)  # further linker inputs the build states ("-lgcc")
 
     @property
     def c_sources(self) -> list[Source]:
@@ -98,3 +105,86 @@ class BuildUnit:
             except ValueError:
                 continue
         return path.as_posix()
+
+
+# ---- reading a unit from a path ---------------------------------------------------------------------------------
+
+class _Kind:
+    """A kind of build description: recognises its input and reads the unit from it."""
+
+    label = ""
+
+    def matches(self, path: Path) -> bool:
+        """Whether ``path`` holds this kind of description."""
+        raise NotImplementedError
+
+    def read(self, path: Path, generated: Path | None, target) -> dict[str, "BuildUnit"]:
+        """Every unit the description states, by name."""
+        raise NotImplementedError
+
+
+class _LocalKind(_Kind):
+    label = "unit.toml"
+
+    def matches(self, path: Path) -> bool:
+        return (path.is_file() and path.suffix == ".toml") or (path / "unit.toml").is_file()
+
+    def read(self, path, generated, target):
+        from generator.unit.local import read_local_unit
+        unit = read_local_unit(path, target, generated=generated)
+        return {unit.name: unit}
+
+
+class _CompileCommandsKind(_Kind):
+    label = "configured build (compile_commands.json)"
+
+    def matches(self, path: Path) -> bool:
+        return (path / "compile_commands.json").is_file()
+
+    def read(self, path, generated, target):
+        from generator.unit.reactos import read_compile_commands
+        return read_compile_commands(path)
+
+
+class _ReactosKind(_Kind):
+    label = "ReactOS tree"
+
+    def matches(self, path: Path) -> bool:
+        from generator.unit.reactos import find_top
+        try:
+            find_top(path)
+        except UnitError:
+            return False
+        return path.is_dir()
+
+    def read(self, path, generated, target):
+        from generator.unit.reactos import read_reactos_units
+        if generated is None:
+            raise UnitError(f"{path}: a ReactOS tree needs the folder of its generated headers "
+                            f"(generator.hosttools.headers.ensure_generated)")
+        return read_reactos_units(path, generated)
+
+
+#: Tried in order: an explicit unit.toml wins over a build folder, which wins over the tree it belongs to.
+_KINDS: tuple[_Kind, ...] = (_LocalKind(), _CompileCommandsKind(), _ReactosKind())
+
+
+def load_unit(path: Path, *, generated: Path | None = None, target=None, name: str = "hal") -> BuildUnit:
+    """The unit ``name`` described at ``path``: a ``unit.toml`` (or its folder), a configured ReactOS build
+    folder (``compile_commands.json``), or a ReactOS checkout (its top or ``hal/halx86``).
+
+    ``generated`` is the generated-headers folder (ReactOS tree) or the build output folder filling
+    ``{generated}`` (unit.toml); ``target`` the kernel ABI target (``specs.Target`` or its name) a unit.toml's
+    placeholders need.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnitError(f"{path}: no such file or folder")
+    for kind in _KINDS:
+        if kind.matches(path):
+            units = kind.read(path, generated, target)
+            if name not in units:
+                raise UnitError(f"{path}: no unit {name!r} in this {kind.label} (it has: {', '.join(units)})")
+            return units[name]
+    raise UnitError(f"{path}: not a build description (expected a unit.toml, a folder with compile_commands.json, "
+                    f"or a ReactOS tree with hal/CMakeLists.txt)")
