@@ -226,7 +226,7 @@ add_subdirectory(sub)
     src = tmp_path / "src" / "d"
     # add_definitions/remove_definitions: directory-wide, whenever the target was made; sorted and unique.
     assert first.defines == ("EARLY", "LATE", "TOP")
-    assert b.defines == ("EARLY", "LATE", "ONLY_SECOND", "PER_FILE", "TOP", "X=1")
+    assert b.defines == ("EARLY", "LATE", "ONLY_SECOND", "TOP", "PER_FILE", "X=1")
     assert c.defines == ("EARLY", "LATE", "ONLY_SECOND", "TOP")
     # include_directories reaches targets made before it; add_compile_options only later ones.
     assert first.include_dirs == (src / "inc",) and b.include_dirs == (src / "inc",)

@@ -14,12 +14,29 @@ Nothing here knows a file list: every list comes from the tree being read.
 
 from __future__ import annotations
 
+import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 class UnitError(Exception):
     """A build description cannot be read; the message names the file, the line and what was expected."""
+
+
+def read_data_file(path: Path, kind: str) -> object:
+    """The content of a ``toml`` or ``json`` file; :class:`UnitError` naming the file when it cannot be read or
+    parsed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UnitError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text) if kind == "toml" else json.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UnitError(f"{path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UnitError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
 
 
 @dataclass(frozen=True)

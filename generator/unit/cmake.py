@@ -12,7 +12,8 @@ CMake semantics kept because the answers depend on them:
 - ``include_directories`` reaches every target of the directory, those created before included;
   ``add_definitions``/``remove_definitions`` are directory-wide, whenever the targets were created (read at
   generate time); ``add_compile_options`` reaches targets created afterwards; defines reach the compiler sorted
-  and unique (as CMake's generators emit them), include folders in order without repeats;
+  and unique (the target's, then the file's own, as CMake's generators emit them), include folders in order
+  without repeats;
 - functions get a copy of the caller's scope (``PARENT_SCOPE`` writes the caller's); macros replace
   ``${param}``, ``${ARGN}``, ``${ARGV}``, ``${ARGC}``, ``${ARGVn}`` in their body's text and run in the caller's
   scope; ``cmake_parse_arguments`` as documented;
@@ -517,14 +518,16 @@ class CMakeProject:
         def_entries = list(d.state.definitions) + list(t.compile_definitions)
         for u in usage:
             def_entries += u.interface.get("INTERFACE_COMPILE_DEFINITIONS", [])
+        # As CMake's generators emit them: the target's defines sorted and unique, then the file's own.
         defines: set[str] = set()
         for e in def_entries:
             for item in split_list(evaluate_genex(e.value, ctx, e.where)):
                 defines.add(item[2:] if item.startswith("-D") else item)
+        own: set[str] = set()
         for key in ("COMPILE_DEFINITIONS", f"COMPILE_DEFINITIONS_{self.config.upper()}"):
             for item in split_list(evaluate_genex(props.get(key, ""), ctx, f"source {path}")):
-                defines.add(item[2:] if item.startswith("-D") else item)
-        defines.discard("")
+                own.add(item[2:] if item.startswith("-D") else item)
+        all_defines = tuple(sorted(defines - {""})) + tuple(sorted(own - defines - {""})) + tuple(rule_defines)
 
         flags: list[str] = list(rule_flags)
         opt_entries = list(t.compile_options)
@@ -538,8 +541,8 @@ class CMakeProject:
         flags += split_list(evaluate_genex(props.get("COMPILE_OPTIONS", ""), ctx, f"source {path}"))
 
         origin = self.facts.asm_conversions.get(path)
-        return CompileUnit(path, language, t.name, unique_includes, tuple(sorted(defines)) + tuple(rule_defines),
-                           tuple(flags), origin[0] if origin else None, origin[1] if origin else "")
+        return CompileUnit(path, language, t.name, unique_includes, all_defines, tuple(flags),
+                           origin[0] if origin else None, origin[1] if origin else "")
 
     # ---- evaluation ---------------------------------------------------------------------------------------------
 
@@ -943,8 +946,7 @@ class CMakeProject:
                 self._vars[rest[2]] = ";".join(m.group(0) for m in pattern.finditer("".join(rest[3:])))
             elif mode == "REPLACE":
                 need(4)
-                repl = re.sub(r"\\(\d)", r"\\\1", rest[2])
-                self._vars[rest[3]] = pattern.sub(repl, "".join(rest[4:]))
+                self._vars[rest[3]] = pattern.sub(rest[2], "".join(rest[4:]))
             else:
                 raise UnitError(f"{where}: string(REGEX {mode}) is not supported")
         elif sub in ("APPEND", "PREPEND"):

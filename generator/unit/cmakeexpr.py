@@ -91,11 +91,20 @@ def cmake_regex(pattern: str, where: str) -> re.Pattern:
 class ConditionContext(Protocol):
     """What a condition needs to know about the interpreter's state."""
 
-    def definition(self, name: str) -> str | None: ...
-    def cache_definition(self, name: str) -> str | None: ...
-    def is_command(self, name: str) -> bool: ...
-    def is_target(self, name: str) -> bool: ...
-    def set_matches(self, groups: list[str]) -> None: ...
+    def definition(self, name: str) -> str | None:
+        """A variable's value (normal binding, then cache), None when undefined."""
+
+    def cache_definition(self, name: str) -> str | None:
+        """A cache entry's value, None when absent."""
+
+    def is_command(self, name: str) -> bool:
+        """Whether ``name`` can be invoked as a command."""
+
+    def is_target(self, name: str) -> bool:
+        """Whether a target ``name`` exists."""
+
+    def set_matches(self, groups: list[str]) -> None:
+        """Record ``CMAKE_MATCH_<n>`` after a successful ``MATCHES``."""
 
 
 @dataclass
@@ -286,8 +295,11 @@ class GenexContext(Protocol):
     config: str
     compiler_id: str
 
-    def target_property(self, target: str | None, name: str) -> str: ...
-    def is_target(self, name: str) -> bool: ...
+    def target_property(self, target: str | None, name: str) -> str:
+        """A property of ``target`` (None: the target being compiled)."""
+
+    def is_target(self, name: str) -> bool:
+        """Whether a target ``name`` exists."""
 
 
 @dataclass

@@ -17,11 +17,10 @@ Placeholders are filled from the kernel ABI target and the build folder: inside 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Callable
 
-from generator.unit import BuildUnit, ExportSpec, Source, UnitError
+from generator.unit import BuildUnit, ExportSpec, Source, UnitError, read_data_file
 
 _LIST_PLACEHOLDERS = ("target.defines", "toolchain.cflags", "target.exports", "target.imports")
 _TEXT_PLACEHOLDERS = ("generated", "mingw.ddk", "target.entry")
@@ -123,14 +122,9 @@ def _table(data: dict, key: str, path: Path, required: bool) -> dict:
     return table
 
 
-def _aliases(path: Path, field_name: str) -> dict[str, str]:
+def _aliases(path: Path) -> dict[str, str]:
     """The ``[aliases]`` table of an exports file; names no target exports are an error (as SConstruct says)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UnitError(f"{field_name}: {path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UnitError(f"{path}: {exc}") from None
+    data = read_data_file(path, "toml")
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
         raise UnitError(f"{path}: [aliases] must map export names to function names (strings)")
@@ -182,12 +176,7 @@ def read_local_unit(path: Path, target=None, *, generated: Path | None = None) -
     path = Path(path)
     if path.is_dir():
         path = path / "unit.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UnitError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UnitError(f"{path}: {exc}") from None
+    data = read_data_file(path, "toml")
     root = path.parent.absolute()
     unknown = sorted(set(data) - set(_SCHEMA) - {"sources"})
     if unknown:
@@ -210,7 +199,7 @@ def read_local_unit(path: Path, target=None, *, generated: Path | None = None) -
 
     exports_table = _table(data, "exports", path, required=False)
     names = _fill_list(exports_table.get("names", []), filler, "[exports].names")
-    aliases = (_aliases(root / exports_table["aliases"], f"{path}: [exports].aliases")
+    aliases = (_aliases(root / exports_table["aliases"])
                if "aliases" in exports_table else {})
     imports = _fill_list(_table(data, "imports", path, required=False).get("modules", []), filler,
                          "[imports].modules")

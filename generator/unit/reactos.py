@@ -20,13 +20,12 @@ file, keeping the CMake reading for which object libraries and libraries each DL
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
 
 from generator.hosttools.headers import reactos_global_args
-from generator.unit import BuildUnit, ExportSpec, Library, Source, UnitError
+from generator.unit import BuildUnit, ExportSpec, Library, Source, UnitError, read_data_file
 from generator.unit.cmake import CMakeProject, CompileUnit
 from generator.unit.cmakelang import commands_in, parse
 
@@ -393,12 +392,7 @@ def read_compile_commands(build_dir: Path, tree: Path | None = None, *, arch: st
     """
     build_dir = Path(os.path.normpath(Path(build_dir).absolute()))
     db_path = build_dir / "compile_commands.json"
-    try:
-        data = json.loads(db_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UnitError(f"{db_path}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UnitError(f"{db_path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    data = read_data_file(db_path, "json")
     if not isinstance(data, list):
         raise UnitError(f"{db_path}: expected a JSON list of compile commands")
     cache = _cmake_cache(build_dir)
