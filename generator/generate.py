@@ -55,6 +55,9 @@ FEATURE_FILES = {
     "crash-msrs": {"hvp.h", "hvdetect.c", "hvcrash.c"},
 }
 _SKIP_DIRS = {".git", "__pycache__", ".svn"}
+#: Parameter annotations that expand to nothing, so that a parameter's name is the last word left: ReactOS's and the
+#: DDK's IN, OUT, OPTIONAL and SAL's _In_, _Out_opt_, _Out_writes_(n), ...
+_PARAM_ANNOTATION = re.compile(r"\b(?:IN|OUT|INOUT|OPTIONAL)\b|\b_[A-Z]\w*_(?!\w)\s*(?:\([^()]*\))?")
 _STATIC_VAR = re.compile(
     r"^static\s+(?!inline\b|__inline)[^();{}=\n]*?\b([A-Za-z_]\w*)\s*(?:\[[^\]\n]*\]\s*)*(?:=[^;\n]*)?;[^\n]*$",
     re.MULTILINE)
@@ -175,7 +178,7 @@ def _signature(data: bytes, start: int, end: int) -> tuple[str, list[str]]:
                 part += ch
         parts.append(part)
         for p in parts:
-            names = re.findall(r"[A-Za-z_]\w*", p)
+            names = re.findall(r"[A-Za-z_]\w*", _PARAM_ANNOTATION.sub(" ", p))
             if names and p.strip() not in ("VOID", "void"):
                 params.append(names[-1])
     return sig, params
@@ -212,13 +215,37 @@ def _layout(src: Path, profile: rules.Profile) -> tuple[str, str]:
     return "", ""
 
 
+#: The fact files (under specs/) every number of the generated C comes from, besides the target description.
+FACT_FILES = ("hyperv.toml", "x64.toml", "acpi.toml", "bugchecks.toml")
+
+
+def template_context(profile: rules.Profile, features: list[str], target: str) -> dict:
+    """The names every variant template is rendered with: the options (``features``, ``target``, ``profile``,
+    ``glue``, ``hv``, ...) and ``facts``, where every number of the generated C comes from: ``facts.target`` (the
+    target description: time increments, vectors, IRQLs, structure constants), ``facts.x64`` (specs/x64.toml: local
+    APIC, CPUID, paging), ``facts.acpi`` (specs/acpi.toml), ``facts.bugcheck`` (name -> code, specs/bugchecks.toml),
+    ``facts.parameter`` (gen2hal's own bug-check parameters by C name) and ``facts.hyperv`` (specs/hyperv.toml).
+    ``GenerateError`` names a fact file that does not load."""
+    from gen2sim.hvspec import load_hyperv_spec
+    from specs import bugcheck_names, bugcheck_parameters, load_facts
+
+    try:
+        facts = {"target": load_target(target), "x64": load_facts("x64"), "acpi": load_facts("acpi"),
+                 "bugcheck": {name: code for code, name in bugcheck_names().items()},
+                 "parameter": bugcheck_parameters(), "hyperv": load_hyperv_spec().raw}
+    except SpecError as exc:
+        raise GenerateError(str(exc)) from None
+    return {"features": features, "target": target, "profile": profile.name, "glue": profile.glue,
+            "hv": bool(set(features) & set(FEATURE_FILES)), "tool_version": __version__,
+            "guest_os": profile.guest_os_for(target), "facts": facts}
+
+
 def _plan(src: Path, model, profile: rules.Profile, features: list[str], target: str, hal_root: str,
           inputs: dict[str, bytes]) -> _Plan:
     env = render.environment()
     bindings = rules.bind(model, profile, features, hal_root)
-    hv = bool(set(features) & set(FEATURE_FILES))
-    context = {"features": features, "target": target, "profile": profile.name, "glue": profile.glue,
-               "hv": hv, "tool_version": __version__, "guest_os": profile.guest_os_for(target)}
+    context = template_context(profile, features, target)
+    hv = context["hv"]
     edits: list[Edit] = []
     templates: list[str] = []
     datas: dict[str, bytes] = {}
@@ -385,9 +412,9 @@ def _diff(rel: str, old: bytes | None, new: bytes) -> str:
 
 def _tool_inputs(prof: rules.Profile, target: str) -> dict[str, str]:
     """sha256 of everything of the tool a generation depends on: the profile, every variant template, the
-    Hyper-V and target descriptions, the generator's code."""
-    paths = [prof.path, REPO / "templates" / "hv_interface.h.j2", REPO / "specs" / "hyperv.toml",
-             REPO / "specs" / "targets" / f"{target}.toml"]
+    target description and the fact files (``FACT_FILES``), the generator's code."""
+    paths = [prof.path, REPO / "templates" / "hv_interface.h.j2", REPO / "specs" / "targets" / f"{target}.toml"]
+    paths += [REPO / "specs" / name for name in FACT_FILES]
     paths += sorted(p for p in VARIANT_TEMPLATES.rglob("*") if p.is_file())
     paths += [REPO / "generator" / n for n in ("generate.py", "rules.py", "render.py", "analyze.py",
                                                "touchpoints.py", "clang_front.py")]

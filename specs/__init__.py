@@ -123,6 +123,70 @@ def bugcheck_names() -> dict[int, str]:
     return names
 
 
+@dataclass(frozen=True)
+class BugcheckParameter:
+    """A parameter-1 value of one of gen2hal's own bug checks (``[[parameter]]`` of ``specs/bugchecks.toml``)."""
+
+    define: str         # its C name
+    code: int           # the bug-check code
+    bugcheck: str       # the bug-check name
+    p1: int
+    meaning: str
+
+
+def bugcheck_parameters() -> dict[str, BugcheckParameter]:
+    """gen2hal's own bug-check parameter-1 values by C name, from ``specs/bugchecks.toml``; ``SpecError`` for an
+    entry that names an unknown bug check, lacks a field, or gives one code's value two meanings."""
+    path = SPECS_DIR / "bugchecks.toml"
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("parameter", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    codes = {name: code for code, name in bugcheck_names().items()}
+    out: dict[str, BugcheckParameter] = {}
+    seen: dict[tuple[int, int], str] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: [[parameter]] #{i + 1}"
+        define = _require(entry, "define", str, where)
+        name = _require(entry, "bugcheck", str, where)
+        p1 = _require(entry, "p1", int, where)
+        if name not in codes:
+            raise SpecError(f"{where}: bugcheck {name!r} is not a [[bugcheck]] name of this file")
+        if define in out or (codes[name], p1) in seen:
+            raise SpecError(f"{where}: {define} = {name} {p1:#x} repeats "
+                            f"{define if define in out else seen[(codes[name], p1)]}")
+        seen[(codes[name], p1)] = define
+        out[define] = BugcheckParameter(define, codes[name], name, p1, _require(entry, "meaning", str, where))
+    return out
+
+
+def load_facts(name: str) -> dict:
+    """An architectural fact file ``specs/<name>.toml`` (``x64``, ``acpi``): tables of integers, each table with a
+    ``source`` string. ``SpecError`` names the file and key of anything else."""
+    path = SPECS_DIR / f"{name}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+    def check(table: dict, where: str, top: bool) -> None:
+        if top and not isinstance(table.get("source"), str):
+            raise SpecError(f"{path}: [{where}] needs a source string naming where its facts come from")
+        for key, value in table.items():
+            if isinstance(value, dict):
+                check(value, f"{where}.{key}", False)
+            elif key != "source" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise SpecError(f"{path}: [{where}].{key} should be an integer, got {value!r}")
+
+    for key, table in data.items():
+        if not isinstance(table, dict):
+            raise SpecError(f"{path}: {key!r} should be a table")
+        check(table, key, True)
+    return data
+
+
 def target_names() -> list[str]:
     """Names of the targets described in ``specs/targets``, sorted."""
     return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
