@@ -40,28 +40,38 @@ from __future__ import annotations
 
 from typing import Callable
 
+from specs import load_facts
+
 from ..clock import APIC_TIMER_HZ, TSC_HZ, VirtualClock, ps_for_ticks, ticks
 from ..errors import GuestFault, ModelError
 from ..trace import Trace
 
-MSR_APIC_BASE = 0x1B
-MSR_TSC_DEADLINE = 0x6E0
-X2APIC_MSR_FIRST, X2APIC_MSR_LAST = 0x800, 0x8FF
+# Register offsets, LVT bits and MSR numbers: specs/x64.toml [apic] (Intel SDM vol. 3A ch. 11), the file the
+# generated HAL code is rendered from too.
+_APIC = load_facts("x64")["apic"]
+_REG = _APIC["registers"]
+
+MSR_APIC_BASE = _APIC["msrs"]["apic_base"]
+MSR_TSC_DEADLINE = _APIC["msrs"]["tsc_deadline"]
+X2APIC_MSR_FIRST, X2APIC_MSR_LAST = _APIC["msrs"]["x2apic_first"], _APIC["msrs"]["x2apic_last"]
 
 BASE_BSP, BASE_EXTD, BASE_EN = 1 << 8, 1 << 10, 1 << 11
 _BASE_ADDR_MASK = ((1 << 52) - 1) & ~0xFFF
 
 APIC_VERSION = 0x0005_0014  # version 0x14, max LVT entry 5 (six LVTs, no CMCI)
 
-REG_ID, REG_VER, REG_TPR, REG_APR, REG_PPR, REG_EOI, REG_RRD = 0x20, 0x30, 0x80, 0x90, 0xA0, 0xB0, 0xC0
-REG_LDR, REG_DFR, REG_SVR = 0xD0, 0xE0, 0xF0
-REG_ISR, REG_TMR, REG_IRR = 0x100, 0x180, 0x200
-REG_ESR, REG_ICR_LO, REG_ICR_HI = 0x280, 0x300, 0x310
-LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR = 0x320, 0x330, 0x340, 0x350, 0x360, 0x370
-REG_TIMER_INITIAL, REG_TIMER_CURRENT, REG_TIMER_DIVIDE, REG_SELF_IPI = 0x380, 0x390, 0x3E0, 0x3F0
+REG_ID, REG_VER, REG_TPR, REG_APR, REG_PPR, REG_EOI, REG_RRD = (
+    _REG[k] for k in ("id", "version", "tpr", "apr", "ppr", "eoi", "rrd"))
+REG_LDR, REG_DFR, REG_SVR = _REG["ldr"], _REG["dfr"], _REG["svr"]
+REG_ISR, REG_TMR, REG_IRR = _REG["isr"], _REG["tmr"], _REG["irr"]
+REG_ESR, REG_ICR_LO, REG_ICR_HI = _REG["esr"], _REG["icr_low"], _REG["icr_high"]
+LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR = (
+    _REG[k] for k in ("lvt_timer", "lvt_thermal", "lvt_perf", "lvt_lint0", "lvt_lint1", "lvt_error"))
+REG_TIMER_INITIAL, REG_TIMER_CURRENT, REG_TIMER_DIVIDE, REG_SELF_IPI = (
+    _REG[k] for k in ("timer_initial_count", "timer_current_count", "timer_divide", "self_ipi"))
 
-LVT_MASKED = 1 << 16
-SVR_ENABLE = 1 << 8
+LVT_MASKED = _APIC["lvt"]["masked"]
+SVR_ENABLE = _APIC["svr"]["software_enable"]
 TIMER_ONESHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE = 0, 1, 2
 
 ESR_SEND_ILLEGAL_VECTOR, ESR_RECEIVE_ILLEGAL_VECTOR, ESR_ILLEGAL_REGISTER = 0x20, 0x40, 0x80
