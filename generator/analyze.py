@@ -15,11 +15,11 @@ shortest call path from an export, and two lints that matter on Hyper-V Generati
   conditions. One lint per loop. A busy-wait like that never ends, or times out, where the device is absent.
   Data flow beyond one assignment is not followed.
 
-Profiles say where a tree's C files and headers are: ``hal_src`` (our reference HAL: every ``*.c``, headers in
-``SRC/include``, exports = the target's list through ``SRC/exports.toml`` aliases) and ``reactos`` (a ReactOS
-checkout or a tree with its layout: ``hal/halx86``'s amd64 file set, headers in ``hal/halx86/include``; exports =
-the target's list through ``hal/hal.spec`` aliases when present). Both also see the rendered ``target_abi.h``
-(rendered into a temporary folder, so no prior build is needed) and the mingw-w64 DDK headers.
+The input is a build unit (``generator.unit``): the translation units of one DLL, each parsed with its own
+arguments, so only what is linked into that DLL is modelled (no ``pic/``, ``mp/`` or i386 file in an amd64
+``hal.dll``). Assembly files are listed as not analysed. Diagnostics a unit's description declares as known (e.g.
+the three "definition of builtin function" errors clang raises in upstream ReactOS's gcc-oriented
+``intrin_x86.h``) are reported by name and do not refuse the tree; any other error does.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ import os
 import re
 import tempfile
 import time
-import tomllib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,18 +38,16 @@ from clang.cindex import Cursor, CursorKind
 
 from specs import Target, load_target
 
-from . import clang_front, render, toolchain
+from . import clang_front
 from . import touchpoints as tp
+from .unit import BuildUnit, Source
 
-PROFILES = ("hal_src", "reactos")
 DEFAULT_TARGET = "reactos-amd64"
 JSON_VERSION = 1
 #: Order of classes in the human report and the JSON (legacy devices first, then what Gen2 keeps).
 CLASS_ORDER = ("8259", "pit", "rtc", "i8042", "pm-timer-legacy-fadt", "acpi-enable", "madt-pcat", "lapic-mmio",
                "ioapic-mmio", "msr", "cpuid", "port-other", "port-unknown")
 _LOOPS = (CursorKind.FOR_STMT, CursorKind.WHILE_STMT, CursorKind.DO_STMT)
-#: ReactOS amd64 HAL folders outside the build (see reactos_hal.md §12).
-_REACTOS_EXCLUDE = re.compile(r"(^|/)(i386|mps|xbox|pc98|arm)(/|$)|^generic/bios\.c$")
 
 
 class AnalyzeError(Exception):
@@ -129,7 +126,7 @@ class Lint:
 class Model:
     """What the analyzer knows about a HAL tree."""
 
-    profile: str
+    profile: str             # the build unit's name ("hal", "halmp")
     target: str
     files: list[str]
     functions: dict[str, Function]
@@ -138,6 +135,8 @@ class Model:
     touch_points: list[TouchPoint]
     lints: list[Lint]
     seconds: float = 0.0
+    not_analysed: list[dict] = field(default_factory=list)
+    known_diagnostics: list[dict] = field(default_factory=list)
 
     def callees(self, name: str) -> list[str]:
         """Tree functions ``name`` calls or hands out, sorted."""
@@ -165,7 +164,7 @@ class Model:
             graph[name] = self.callees(name)
         return {
             "version": JSON_VERSION,
-            "profile": self.profile,
+            "unit": self.profile,
             "target": self.target,
             "files": self.files,
             "exports": self.exports,
@@ -174,6 +173,8 @@ class Model:
             "calls": [asdict(c) for c in self.calls],
             "touch_points": [t.to_json() for t in self.touch_points],
             "lints": [asdict(lint) for lint in self.lints],
+            "not_analysed": self.not_analysed,
+            "known_diagnostics": self.known_diagnostics,
             "totals": self.totals(),
         }
 
@@ -198,45 +199,44 @@ def _class_key(cls: str) -> tuple[int, str]:
     return (CLASS_ORDER.index(cls) if cls in CLASS_ORDER else len(CLASS_ORDER), cls)
 
 
-# ---- inputs per profile -----------------------------------------------------------------------------------------
+# ---- inputs -----------------------------------------------------------------------------------------------------
 
-@dataclass
-class _Layout:
-    root: Path               # paths in the model are relative to this (SRC)
-    sources: list[Path]
-    includes: list[Path]
-    export_aliases: dict[str, str]
+class _Locator:
+    """Short, stable names for diagnostic locations: relative to the HAL or the tree, ``<generated>/...`` for
+    the tool's build-time headers, ``<clang>/...`` for the compiler's own (cached per path)."""
+
+    def __init__(self, unit: BuildUnit):
+        self.unit = unit
+        self.cache: dict[str, str] = {}
+        self.extra = {} if unit.generated_root is None else {unit.generated_root: "generated"}
+        self.extra[clang_front.resource_dir()] = "clang"
+
+    def __call__(self, path: str) -> str:
+        if path not in self.cache:
+            name = self.unit.relative(Path(path))
+            if name.startswith("/"):
+                name = _rel(path, self.unit.tree, self.extra)
+            self.cache[path] = name
+        return self.cache[path]
 
 
-def _reactos_spec_aliases(spec: Path) -> dict[str, str]:
-    """export -> implementing function from a ReactOS ``.spec`` (``@ stdcall Export(args) Internal``)."""
-    aliases = {}
-    pattern = re.compile(r"^@\s+\w+\s+(?:-\S+\s+)*([A-Za-z_]\w*)(?:\([^)]*\))?\s+([A-Za-z_]\w*)\s*(?:#.*)?$")
-    for line in spec.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = pattern.match(line.strip())
-        if match:
-            aliases[match.group(1)] = match.group(2)
-    return aliases
+def entry_points(unit: BuildUnit, target: Target) -> dict[str, str]:
+    """export name -> the function implementing it, for the unit's DLL.
 
-
-def _layout(src: Path, profile: str) -> _Layout:
-    if profile == "hal_src":
-        sources = sorted(src.rglob("*.c"))
-        aliases: dict[str, str] = {}
-        exports_toml = src / "exports.toml"
-        if exports_toml.is_file():
-            try:
-                aliases = dict(tomllib.loads(exports_toml.read_text(encoding="utf-8")).get("aliases", {}))
-            except tomllib.TOMLDecodeError as exc:
-                raise AnalyzeError(f"{exports_toml}: {exc}") from None
-        return _Layout(src, sources, [src / "include"], aliases)
-    # reactos: SRC may be a checkout (hal/halx86 inside) or the halx86 folder itself.
-    halx86 = src / "hal" / "halx86" if (src / "hal" / "halx86").is_dir() else src
-    sources = sorted(p for p in halx86.rglob("*.c")
-                     if not _REACTOS_EXCLUDE.search(p.relative_to(halx86).as_posix()))
-    spec = src / "hal" / "hal.spec"
-    aliases = _reactos_spec_aliases(spec) if spec.is_file() else {}
-    return _Layout(src, sources, [halx86 / "include"], aliases)
+    A unit with a ``.spec`` (ReactOS) takes its exports from the spec for the spec's architecture and version;
+    a unit that states names takes them (or, with none stated, the target's list) through its aliases.
+    """
+    if unit.exports.spec is not None:
+        from .hosttools import spec as specfile
+        try:
+            parsed = specfile.parse_spec(unit.exports.spec)
+            return {specfile.plain_name(e.name): specfile.plain_name(e.target or e.name)
+                    for e in parsed.selected(unit.exports.arch, unit.exports.version)
+                    if not e.is_forwarder and e.name != "@"}
+        except specfile.SpecError as exc:
+            raise AnalyzeError(str(exc)) from None
+    names = unit.exports.names or sorted(target.exports)
+    return {n: unit.exports.aliases.get(n, n) for n in names}
 
 
 def _rel(path: str | Path, root: Path, extra: dict[Path, str] | None = None) -> str:
@@ -251,6 +251,52 @@ def _rel(path: str | Path, root: Path, extra: dict[Path, str] | None = None) -> 
             except ValueError:
                 continue
         return str(path)
+
+
+@dataclass
+class _ParsePlan:
+    """How one file is parsed: alone, or after a shared precompiled header (whose diagnostics it reports)."""
+
+    source: Source
+    args: list[str]
+    pch: Future | None = None      # -> (pch path or None, header diagnostics)
+
+    def parse(self):
+        header_diags: list[clang_front.Diagnostic] = []
+        args = self.args
+        if self.pch is not None:
+            pch, header_diags = self.pch.result()
+            if pch is not None:
+                args = clang_front.pch_args(args, pch)
+        tu, diags = clang_front.parse(self.source.path, args)
+        return tu, header_diags + diags
+
+
+def _parse_plans(sources: list[Source], folder: Path, pool: ThreadPoolExecutor, use_pch: bool) -> list[_ParsePlan]:
+    """One plan per file; a precompiled header per (first include, arguments) shared by two files or more."""
+    plans = [_ParsePlan(s, clang_front.source_args(s)) for s in sources]
+    if not use_pch:
+        return plans
+    groups: dict[tuple[Path, tuple[str, ...]], list[_ParsePlan]] = {}
+    for plan in plans:
+        spelling = clang_front.leading_include(plan.source.path)
+        header = spelling and clang_front.resolve_include(spelling, plan.source.path, plan.args)
+        if header:
+            groups.setdefault((header.resolve(), tuple(plan.args)), []).append(plan)
+
+    def build(header: Path, args: list[str], out: Path):
+        try:
+            return out, clang_front.precompile(header, args, out)
+        except clang_front.FrontEndError:
+            return None, []       # parse each file from scratch instead; it reports the header's errors itself
+
+    for number, ((header, args), members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        if len(members) < 2:
+            continue
+        future = pool.submit(build, header, list(args), folder / f"preamble{number}.pch")
+        for plan in members:
+            plan.pch = future
+    return plans
 
 
 # ---- AST walking ------------------------------------------------------------------------------------------------
@@ -273,12 +319,10 @@ class _FileWalker:
         #: (name, file, line, column, function, in_loop) of every member and file-scope variable reference.
         self.refs: list[tuple[str, str, int, int, str, bool]] = []
 
-    def run(self) -> None:
-        for cursor in self.tu.cursor.get_children():
-            if cursor.kind != CursorKind.FUNCTION_DECL or not cursor.is_definition():
-                continue
-            if not clang_front.from_main_file(cursor):
-                continue
+    def run(self, exhaustive: bool = False) -> None:
+        """Walk the main file's function definitions (``exhaustive``: found by enumerating every top-level
+        cursor, the slow reference the token scan of ``clang_front.main_file_definitions`` is tested against)."""
+        for cursor in self._definitions(exhaustive):
             ext = cursor.extent
             fn = Function(cursor.spelling, self.rel, ext.start.line, ext.end.line, ext.start.offset,
                           ext.end.offset, cursor.storage_class.name == "STATIC")
@@ -290,6 +334,12 @@ class _FileWalker:
         enabling = {p.function for p in self.points if p.cls == "acpi-enable" and "PM1a" not in p.detail}
         self.points = [p for p in self.points
                        if not (p.cls == "acpi-enable" and "PM1a" in p.detail and p.function not in enabling)]
+
+    def _definitions(self, exhaustive: bool) -> list[Cursor]:
+        if not exhaustive:
+            return clang_front.main_file_definitions(self.tu, Path(self.tu.spelling), len(self.data))
+        return [c for c in self.tu.cursor.get_children()
+                if c.kind == CursorKind.FUNCTION_DECL and c.is_definition() and clang_front.from_main_file(c)]
 
     def _walk(self, node: Cursor, function: str, in_loop: bool) -> None:
         self._ancestors.append(node)
@@ -568,63 +618,68 @@ def _lints(model: Model, edges: dict[str, list[str]]) -> list[Lint]:
     return lints
 
 
-def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAULT_TARGET,
-            keep_going: bool = False) -> Model:
-    """Parse every C file of the tree ``src`` with the target's flags and build its model.
+def analyze(unit: BuildUnit, target_name: str = DEFAULT_TARGET, keep_going: bool = False,
+            use_pch: bool = True, exhaustive: bool = False) -> Model:
+    """Parse every C translation unit of ``unit`` with its own arguments and build the model.
 
-    Raises ``AnalyzeError`` for an unknown profile, a missing or empty tree, or any file that does not parse
-    (with ``keep_going`` after trying every file, listing all errors; otherwise at the first failing file).
-    ``specs.SpecError`` propagates for an unknown target.
+    Exports are the unit's export list (spec or names) for ``target_name``'s kernel ABI. Raises ``AnalyzeError``
+    for a unit with no C files or any file that does not parse (with ``keep_going`` after trying every file,
+    listing all errors; otherwise at the first failing file); a diagnostic the unit lists as known is recorded by
+    name in ``Model.known_diagnostics`` instead. ``use_pch=False`` parses every file from scratch and ``exhaustive``
+    finds definitions by enumerating every cursor (same model, slower; the tests compare). ``specs.SpecError`` propagates for an unknown target.
     """
     started = time.perf_counter()
-    if profile not in PROFILES:
-        raise AnalyzeError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     target = load_target(target_name)
-    root = Path(src)
-    if not root.is_dir():
-        raise AnalyzeError(f"{src}: no such directory")
-    layout = _layout(root, profile)
-    if not layout.sources:
-        raise AnalyzeError(f"{src}: no C files to analyze for profile {profile}")
-    try:
-        ddk = toolchain.sysroot_include() / "ddk"
-    except toolchain.ToolchainError as exc:
-        raise AnalyzeError(str(exc)) from None
+    sources = unit.c_sources
+    if not sources:
+        raise AnalyzeError(f"{unit.origin or unit.hal_root}: unit {unit.name} has no C files to analyze")
+    missing = [s.path for s in sources if not s.path.is_file()]
+    if missing:
+        raise AnalyzeError(f"{unit.origin or unit.hal_root}: unit {unit.name} lists files that do not exist",
+                           [str(p) for p in missing])
 
     functions: list[Function] = []
     calls: list[Call] = []
     points: list[TouchPoint] = []
     errors: list[str] = []
     files: list[str] = []
+    seen_known: dict[tuple[str, int, str], str] = {}
     copies: list[tuple[str, tp.Hit, str, str, int]] = []
     refs: list[tuple[str, str, int, int, str, bool]] = []
-    with tempfile.TemporaryDirectory(prefix="gen2hal-analyze-") as tmp:
-        target_include = Path(tmp)
-        (target_include / "target_abi.h").write_text(render.target_header(target), encoding="utf-8")
-        args = clang_front.compile_args(toolchain.defines(target), [target_include, *layout.includes], [ddk])
-        outside = {target_include: "target_abi", ddk: "ddk"}
-        # Parsing is the cost (the DDK headers, ~0.25 s a file): parse in worker threads, walk in file order
-        # in this thread, so the result does not depend on scheduling.
-        pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-        parsed = pool.map(lambda p: clang_front.parse(p, args), layout.sources)
-        for path, (tu, diags) in zip(layout.sources, parsed):
-            rel = _rel(path, root)
-            files.append(rel)
-            if diags:
-                for d in diags:
-                    where = _rel(d.file, root, outside) if d.line else rel
-                    errors.append(f"{where}:{d.line}:{d.column}: {d.severity}: {d.message}")
-                if not keep_going:
-                    break
-                continue
-            walker = _FileWalker(tu, rel, path.read_bytes())
-            walker.run()
-            functions += walker.functions
-            calls += walker.calls
-            points += walker.points
-            copies += walker.copies
-            refs += walker.refs
-        pool.shutdown(wait=True, cancel_futures=True)
+    where_of = _Locator(unit)
+    # Parsing is the cost: files whose first directive includes the same header with the same arguments share a
+    # precompiled copy of it; the rest is parsed in worker threads (ctypes releases the GIL inside libclang) and
+    # walked in file order in this thread, so the result does not depend on scheduling.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    tmp = tempfile.TemporaryDirectory(prefix="gen2hal-analyze-")
+    plans = _parse_plans(sources, Path(tmp.name), pool, use_pch)
+    parsed = pool.map(lambda plan: plan.parse(), plans)
+    for source, (tu, diags) in zip(sources, parsed):
+        rel = unit.relative(source.path)
+        files.append(rel)
+        real = []
+        for d in diags:
+            hit = next((k for k in unit.known_diagnostics if k.matches(d)), None)
+            if hit is None:
+                real.append(d)
+            else:
+                seen_known.setdefault((where_of(d.file), d.line, d.message), hit.why)
+        if real:
+            for d in real:
+                where = where_of(d.file) if d.line else rel
+                errors.append(f"{where}:{d.line}:{d.column}: {d.severity}: {d.message}")
+            if not keep_going:
+                break
+            continue
+        walker = _FileWalker(tu, rel, source.path.read_bytes())
+        walker.run(exhaustive)
+        functions += walker.functions
+        calls += walker.calls
+        points += walker.points
+        copies += walker.copies
+        refs += walker.refs
+    pool.shutdown(wait=True, cancel_futures=True)
+    tmp.cleanup()
     if errors:
         raise AnalyzeError("the tree does not parse; refusing to analyze it", errors)
     points += _copy_uses(copies, refs)
@@ -635,7 +690,7 @@ def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAUL
         if fn.name in by_name:
             fn.name = f"{fn.file}:{fn.name}"
         by_name[fn.name] = fn
-    entry_names = {layout.export_aliases.get(name, name) for name in target.exports}
+    entry_names = set(entry_points(unit, target).values())
     exports = sorted(n for n in entry_names if n in by_name)
     for name in exports:
         by_name[name].exported = True
@@ -668,7 +723,11 @@ def analyze(src: str | Path, profile: str = "hal_src", target_name: str = DEFAUL
 
     points.sort(key=lambda p: (_class_key(p.cls), p.file, p.line, p.column, p.detail))
     calls.sort(key=lambda c: (c.file, c.line, c.caller, c.callee, c.kind))
-    model = Model(profile, target.name, files, by_name, calls, exports, points, [])
+    model = Model(unit.name, target.name, files, by_name, calls, exports, points, [])
+    model.not_analysed = [{"file": unit.relative(s.path), "reason": "assembly: libclang reads C only"}
+                          for s in unit.asm_sources]
+    model.known_diagnostics = [{"where": f"{w}:{line}", "message": m, "why": seen_known[(w, line, m)]}
+                               for (w, line, m) in sorted(seen_known)]
     model.lints = _lints(model, edges)
     model.seconds = time.perf_counter() - started
     return model
@@ -694,8 +753,12 @@ def write_json(model: Model, out: str | Path) -> None:
 
 def report(model: Model) -> str:
     """The human-readable report: touch points grouped by class, then lints, then totals and timing."""
-    lines = [f"gen2hal analyze: profile {model.profile}, target {model.target}: {len(model.files)} files, "
+    lines = [f"gen2hal analyze: unit {model.profile}, target {model.target}: {len(model.files)} C files analysed, "
              f"{len(model.functions)} functions, {len(model.exports)} exports defined"]
+    for item in model.not_analysed:
+        lines.append(f"  not analysed: {item['file']} ({item['reason']})")
+    for item in model.known_diagnostics:
+        lines.append(f"  known diagnostic, not an error: {item['where']}: {item['message']} ({item['why']})")
     groups: dict[str, list[TouchPoint]] = {}
     for t in model.touch_points:
         groups.setdefault(t.cls, []).append(t)

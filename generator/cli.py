@@ -36,12 +36,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    """Analyze a HAL tree; exit 2 on bad input or a tree that does not parse."""
-    from . import analyze  # libclang is loaded only for this command
+def _open_unit(path: str, target: str, name: str):
+    """The build unit at ``path`` (``generator.unit.open_unit``), or None after printing why not."""
+    from .unit import UnitError, open_unit
 
     try:
-        model = analyze.analyze(args.src, args.profile, args.target, keep_going=args.keep_going)
+        return open_unit(path, target, name=name)
+    except UnitError as exc:
+        print(f"gen2hal: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyze a HAL build unit; exit 2 on bad input or a tree that does not parse."""
+    from . import analyze  # libclang is loaded only for this command
+
+    unit = _open_unit(args.src, args.target, args.unit)
+    if unit is None:
+        return 2
+    try:
+        model = analyze.analyze(unit, args.target, keep_going=args.keep_going)
     except analyze.AnalyzeError as exc:
         print(f"gen2hal analyze: {exc}", file=sys.stderr)
         for line in exc.lines:
@@ -50,6 +64,38 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(analyze.report(model))
     if args.json:
         analyze.write_json(model, args.json)
+    return 0
+
+
+def _cmd_bench_analyze(args: argparse.Namespace) -> int:
+    """Time the analysis of a unit: reading the unit, then each analysis run (wall seconds)."""
+    import time
+
+    from . import analyze
+
+    started = time.perf_counter()
+    unit = _open_unit(args.src, args.target, args.unit)
+    if unit is None:
+        return 2
+    opened = time.perf_counter() - started
+    print(f"bench-analyze: unit {unit.name} from {unit.origin or args.src}: {len(unit.c_sources)} C files, "
+          f"{len(unit.asm_sources)} assembly files not analysed; reading the unit {opened:.3f} s "
+          f"(build-time headers cached)")
+    modes = [("precompiled preamble + token scan", True, False)]
+    if args.compare:
+        modes.append(("from scratch, exhaustive cursor walk", False, True))
+    for label, use_pch, exhaustive in modes:
+        times = []
+        for _ in range(args.runs):
+            try:
+                model = analyze.analyze(unit, args.target, use_pch=use_pch, exhaustive=exhaustive)
+            except analyze.AnalyzeError as exc:
+                print(f"gen2hal bench-analyze: {exc}", file=sys.stderr)
+                return 2
+            times.append(model.seconds)
+        times.sort()
+        print(f"  {label}: min {times[0]:.3f} s, median {times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s "
+              f"over {len(times)} runs; {len(model.functions)} functions, {len(model.touch_points)} touch points")
     return 0
 
 
@@ -89,17 +135,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI to check against")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("analyze", help="find a HAL tree's legacy-hardware touch points with libclang",
-                       description="Parse every C file of SRC with the target's flags, build the call graph from the "
-                                   "exports and list each hardware touch point (8259, PIT, RTC, i8042, legacy FADT "
-                                   "fields, MADT PC-AT check, APIC, MSRs, CPUID) with its call path, plus lints. "
-                                   "Exit 2 if SRC is missing or any file does not parse (nothing is written).")
-    p.add_argument("src", metavar="SRC", help="HAL source tree (hal_src, or a ReactOS checkout for --profile reactos)")
-    p.add_argument("--profile", default="hal_src", help="source layout: hal_src (default) or reactos")
+    unit_help = ("HAL build unit: a ReactOS checkout (its top or hal/halx86; hal/halx86/CMakeLists.txt says what "
+                 "each DLL is made of), a configured ReactOS build folder (compile_commands.json), or a unit.toml "
+                 "(hal_src/unit.toml) or its folder")
+    p = sub.add_parser("analyze", help="find a HAL's legacy-hardware touch points with libclang",
+                       description="Read the build unit at SRC (which C files make up the DLL and each file's "
+                                   "include folders and defines), parse each C file with libclang, build the call "
+                                   "graph from the DLL's exports and list each hardware touch point (8259, PIT, "
+                                   "RTC, i8042, legacy FADT fields, MADT PC-AT check, APIC, MSRs, CPUID) with its "
+                                   "call path, plus lints. Assembly files are listed as not analysed. For a ReactOS "
+                                   "tree the build-time headers are made first into a cache outside the tree "
+                                   "(GEN2HAL_CACHE, default ~/.cache/gen2hal). Exit 2 if SRC is not a build unit "
+                                   "or any file does not parse, except for diagnostics the unit's kind declares as "
+                                   "known, which are reported by name (nothing is written).")
+    p.add_argument("src", metavar="SRC", help=unit_help)
+    p.add_argument("--unit", default="hal", help="which DLL of the tree: hal (default), halmp, ...")
     p.add_argument("--target", default="reactos-amd64", help="kernel ABI whose flags and exports to use")
     p.add_argument("--json", metavar="OUT", help="also write the model as JSON to OUT")
     p.add_argument("--keep-going", action="store_true", help="report the errors of every file, not just the first")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("bench-analyze", help="time the analysis of a build unit (wall seconds)",
+                       description="Read the unit at SRC once, then analyze it RUNS times and print the minimum, "
+                                   "median and maximum wall time; --compare also times the slow reference path "
+                                   "(every file parsed from scratch, every cursor enumerated).")
+    p.add_argument("src", metavar="SRC", help=unit_help)
+    p.add_argument("--unit", default="hal", help="which DLL of the tree (default hal)")
+    p.add_argument("--target", default="reactos-amd64", help="kernel ABI whose flags and exports to use")
+    p.add_argument("--runs", type=int, default=3, help="analysis runs per mode (default 3)")
+    p.add_argument("--compare", action="store_true", help="also time the from-scratch, exhaustive path")
+    p.set_defaults(func=_cmd_bench_analyze)
 
     from .rules import FEATURES, profile_names
 

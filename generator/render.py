@@ -52,6 +52,39 @@ def target_header(target: Target) -> str:
     return render("target_abi.h.j2", target=target)
 
 
+def cached_target_include(target: Target | str) -> Path:
+    """A folder whose ``include/target_abi.h`` is ``target``'s rendered header, cached by its content.
+
+    For readers of a ``unit.toml`` outside a build (analyze, generate): SCons renders into its own build folder.
+    The folder is ``$GEN2HAL_CACHE/target-headers/<sha256>`` (default ``~/.cache/gen2hal/...``); written once,
+    atomically, and never changed afterwards.
+    """
+    import hashlib
+    import os
+    import tempfile
+
+    if isinstance(target, str):
+        from specs import load_target
+        target = load_target(target)
+    text = target_header(target).encode("utf-8")
+    base = Path(os.environ["GEN2HAL_CACHE"]) if os.environ.get("GEN2HAL_CACHE") else \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gen2hal"
+    folder = base / "target-headers" / hashlib.sha256(text).hexdigest()[:32]
+    header = folder / "include" / "target_abi.h"
+    if header.is_file() and header.read_bytes() == text:
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    (tmp / "include").mkdir()
+    (tmp / "include" / "target_abi.h").write_bytes(text)
+    try:
+        os.rename(tmp, folder)
+    except OSError:                  # another process made it meanwhile: same content by construction
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def export_def(target: Target, aliases: dict[str, str] | None = None) -> str:
     """The ``.def`` file that makes the linker export exactly the target's names.
 

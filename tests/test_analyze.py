@@ -1,8 +1,9 @@
 """The analyzer (`gen2hal analyze`): touch points, call paths, lints, JSON, refusal of bad input.
 
 Each legacy behaviour the reference HAL is documented to have (docs: product.md, "The reference HAL") is checked on
-two trees: our ReactOS-layout fixture (profile ``reactos``) and the reference HAL ``hal_src`` itself (profile
-``hal_src``). A behaviour missing from hal_src fails its test on purpose: either hal_src lacks the function (a real
+two build units: our ReactOS-layout fixture (``tests/fixtures/reactos_like/hal/halx86/unit.toml``) and the
+reference HAL ``hal_src`` itself (``hal_src/unit.toml``); ``tests/test_analyze_upstream.py`` runs the same facts on
+upstream ReactOS. A behaviour missing from hal_src fails its test on purpose: either hal_src lacks the function (a real
 finding) or the analyzer misses it.
 """
 
@@ -18,11 +19,17 @@ from pathlib import Path
 import pytest
 
 from generator import analyze
+from generator.unit import open_unit
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "tests" / "fixtures" / "reactos_like"
+FIXTURE = REPO / "tests" / "fixtures" / "reactos_like" / "hal" / "halx86"
 HAL_SRC = REPO / "hal_src"
-TREES = {"fixture": (FIXTURE, "reactos"), "hal_src": (HAL_SRC, "hal_src")}
+TREES = {"fixture": FIXTURE, "hal_src": HAL_SRC}
+
+
+def unit_model(src: Path, target: str = "reactos-amd64", **kwargs) -> analyze.Model:
+    """The analysis of the build unit at ``src``."""
+    return analyze.analyze(open_unit(src, target), target, **kwargs)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -33,18 +40,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module", params=sorted(TREES))
 def model(request) -> analyze.Model:
     """The model of each tree (analysed once per module)."""
-    src, profile = TREES[request.param]
-    return analyze.analyze(src, profile)
+    return unit_model(TREES[request.param])
 
 
 def _defined(model: analyze.Model, name: str) -> None:
-    assert name in model.functions, f"{name} is not defined in the tree (profile {model.profile})"
+    assert name in model.functions, f"{name} is not defined in the tree (unit {model.profile})"
 
 
 def _reached(model: analyze.Model, name: str, cls: str) -> list[analyze.TouchPoint]:
     _defined(model, name)
     found = model.touches(name, cls, transitive=True)
-    assert found, f"no {cls} touch point in {name} or what it calls (profile {model.profile})"
+    assert found, f"no {cls} touch point in {name} or what it calls (unit {model.profile})"
     return found
 
 
@@ -122,7 +128,7 @@ def test_port_macros_resolved_to_numbers(model):
 
 
 def test_fixture_casts_and_macros_fold(tmp_path):
-    m = analyze.analyze(FIXTURE, "reactos")
+    m = unit_model(FIXTURE)
     ports = {t.port for t in m.touch_points if t.cls == "8259"}
     assert ports == {0x20, 0x21, 0xA0, 0xA1, 0x4D0}  # 0x4D0 through (PUCHAR)(ULONG_PTR)EISA_ELCR_MASTER
     assert any(t.cls == "msr" and t.number == 0x1B for t in m.touch_points)
@@ -130,19 +136,19 @@ def test_fixture_casts_and_macros_fold(tmp_path):
 
 
 def test_msr_lint_needs_a_cpuid_on_the_path():
-    m = analyze.analyze(FIXTURE, "reactos")
+    m = unit_model(FIXTURE)
     flagged = {(lint.function, lint.line) for lint in m.lints if lint.kind == "msr-without-cpuid"}
     assert {f for f, _ in flagged} == {"HalpCalibrateStallExecution"}  # HalpReadApicBase checks CPUID first
 
 
 def test_interrupt_handler_reached_through_its_registration():
-    m = analyze.analyze(FIXTURE, "reactos")
+    m = unit_model(FIXTURE)
     points = m.touches("HalpClockInterruptHandler", "rtc")
     assert points and points[0].call_path == ["HalInitSystem", "HalpInitializeClock", "HalpClockInterruptHandler"]
 
 
 def test_function_extents_are_exact_bytes():
-    m = analyze.analyze(FIXTURE, "reactos")
+    m = unit_model(FIXTURE)
     for fn in m.functions.values():
         data = (FIXTURE / fn.file).read_bytes()[fn.start_offset:fn.end_offset]
         assert data.rstrip().endswith(b"}"), fn
@@ -153,8 +159,8 @@ def test_function_extents_are_exact_bytes():
 
 def test_cli_report_and_deterministic_json(tmp_path):
     out1, out2 = tmp_path / "a.json", tmp_path / "b.json"
-    first = run_cli("analyze", str(FIXTURE), "--profile", "reactos", "--json", str(out1))
-    second = run_cli("analyze", str(FIXTURE), "--profile", "reactos", "--json", str(out2))
+    first = run_cli("analyze", str(FIXTURE), "--json", str(out1))
+    second = run_cli("analyze", str(FIXTURE), "--json", str(out2))
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert out1.read_bytes() == out2.read_bytes()
     assert "analysis time:" in first.stdout and "== 8259" in first.stdout and "== lints" in first.stdout
@@ -169,13 +175,13 @@ def test_cli_report_and_deterministic_json(tmp_path):
 def test_cli_missing_path_exits_2(tmp_path):
     out = tmp_path / "out.json"
     proc = run_cli("analyze", str(tmp_path / "nothing-here"), "--json", str(out))
-    assert proc.returncode == 2 and "no such directory" in proc.stderr
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr
     assert not out.exists()
 
 
 def _broken_tree(tmp_path: Path, files: dict[str, str]) -> Path:
     tree = tmp_path / "tree"
-    shutil.copytree(FIXTURE, tree)
+    shutil.copytree(FIXTURE.parent.parent, tree)
     for rel, text in files.items():
         (tree / rel).write_text(text)
     return tree
@@ -184,9 +190,9 @@ def _broken_tree(tmp_path: Path, files: dict[str, str]) -> Path:
 def test_cli_syntax_error_refused_with_file_and_line(tmp_path):
     tree = _broken_tree(tmp_path, {"hal/halx86/generic/pic.c": "#include <ntddk.h>\n\nVOID Broken(VOID)\n{\n  int x = ;\n}\n"})
     out = tmp_path / "out.json"
-    proc = run_cli("analyze", str(tree), "--profile", "reactos", "--json", str(out))
+    proc = run_cli("analyze", str(tree / "hal" / "halx86"), "--json", str(out))
     assert proc.returncode == 2
-    assert re.search(r"hal/halx86/generic/pic\.c:5:\d+: error:", proc.stderr), proc.stderr
+    assert re.search(r"generic/pic\.c:5:\d+: error:", proc.stderr), proc.stderr
     assert not out.exists() and not list(tmp_path.glob("out.json*"))
 
 
@@ -194,14 +200,14 @@ def test_cli_keep_going_lists_every_broken_file(tmp_path):
     tree = _broken_tree(tmp_path, {"hal/halx86/generic/pic.c": "int a = ;\n",
                                    "hal/halx86/generic/reboot.c": "void f(void) { return }\n"})
     out = tmp_path / "out.json"
-    proc = run_cli("analyze", str(tree), "--profile", "reactos", "--keep-going", "--json", str(out))
+    proc = run_cli("analyze", str(tree / "hal" / "halx86"), "--keep-going", "--json", str(out))
     assert proc.returncode == 2
     assert "generic/pic.c:1:" in proc.stderr and "generic/reboot.c:1:" in proc.stderr
     assert not out.exists()
 
 
-@pytest.mark.parametrize("option", [("--profile", "linux"), ("--target", "winxp-i386")])
-def test_cli_unknown_profile_or_target_exits_2(option, tmp_path):
+@pytest.mark.parametrize("option", [("--unit", "halxyz"), ("--target", "winxp-i386")])
+def test_cli_unknown_unit_or_target_exits_2(option, tmp_path):
     proc = run_cli("analyze", str(FIXTURE), *option)
     assert proc.returncode == 2
     assert option[1] in proc.stderr

@@ -20,6 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class KnownDiagnostic:
+    """An error diagnostic a kind of tree is known to produce under libclang, with why it does not matter."""
+
+    file_suffix: str     # the header it occurs in, as a path suffix ("sdk/include/crt/mingw32/intrin_x86.h")
+    message: str         # the diagnostic's text, exactly
+    why: str
+
+    def matches(self, diag) -> bool:
+        """Whether ``diag`` (``generator.clang_front.Diagnostic``) is this known diagnostic."""
+        return Path(diag.file).as_posix().endswith(self.file_suffix) and diag.message == self.message
+
+
 class UnitError(Exception):
     """A build description cannot be read; the message names the file, the line and what was expected."""
 
@@ -101,7 +114,9 @@ class BuildUnit:
     entry_args_bytes: int = 8          # stdcall argument size (i386 decoration; amd64 ignores it)
     generated_root: Path | None = None  # folder of build-time headers the tool made for this tree
     origin: str = ""                   # where this description was read from (file or files), for messages
-    link_flags: list[str] = field(default_factory=list)  # further linker inputs the build states ("-lgcc")
+    link_flags: list[str] = field(default_factory=list)
+    #: libclang errors this kind of tree is known to raise in its headers, reported by name, not refused.
+    known_diagnostics: list[KnownDiagnostic] = field(default_factory=list)  # further linker inputs the build states ("-lgcc")
 
     @property
     def c_sources(self) -> list[Source]:
@@ -205,3 +220,51 @@ def load_unit(path: Path, *, generated: Path | None = None, target=None, name: s
             return units[name]
     raise UnitError(f"{path}: not a build description (expected a unit.toml, a folder with compile_commands.json, "
                     f"or a ReactOS tree with hal/CMakeLists.txt)")
+
+
+# ---- opening a unit with everything it needs ---------------------------------------------------------------------
+
+def _reactos_known_diagnostics() -> list[KnownDiagnostic]:
+    """The known libclang diagnostics of upstream ReactOS's headers (``reactos_ref/known_diagnostics.toml``)."""
+    import tomllib
+    path = Path(__file__).resolve().parent.parent.parent / "reactos_ref" / "known_diagnostics.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UnitError(f"{path}: {exc}") from None
+    out = []
+    for number, item in enumerate(data.get("diagnostic", []), 1):
+        try:
+            out.append(KnownDiagnostic(item["file"], item["message"], item["why"]))
+        except KeyError as exc:
+            raise UnitError(f"{path}: [[diagnostic]] #{number} lacks {exc.args[0]!r}") from None
+    return out
+
+
+def open_unit(path: Path, target=None, *, name: str = "hal", build_dir: Path | None = None) -> BuildUnit:
+    """``load_unit`` with what the kind of description needs made first, for analyze, generate and SCons.
+
+    A ReactOS tree gets its build-time headers (``generator.hosttools.headers.ensure_generated``, cached by
+    content outside the tree) and its known libclang diagnostics; a ``unit.toml`` gets its target header rendered
+    into ``build_dir/include`` (SCons passes its build folder) or, without one, into a folder cached by content.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnitError(f"{path}: no such file or folder")
+    kind = next((k for k in _KINDS if k.matches(path)), None)
+    if isinstance(kind, _ReactosKind):
+        from generator.hosttools import HostToolError
+        from generator.hosttools.headers import ensure_generated
+        from generator.unit.reactos import find_top
+        try:
+            generated = ensure_generated(find_top(path))
+        except HostToolError as exc:
+            raise UnitError(f"{path}: making the build-time headers failed: {exc}") from None
+        unit = load_unit(path, generated=generated, target=target, name=name)
+        unit.known_diagnostics = _reactos_known_diagnostics()
+        return unit
+    if isinstance(kind, _LocalKind):
+        from generator import render
+        generated = build_dir if build_dir is not None else render.cached_target_include(target)
+        return load_unit(path, generated=generated, target=target, name=name)
+    return load_unit(path, target=target, name=name)
