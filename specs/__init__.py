@@ -107,13 +107,20 @@ class Target:
         return self.import_modules.get(name, self.kernel_module)
 
 
+def _read_toml(path: Path) -> dict:
+    """A TOML file's tables; ``SpecError`` naming the file when it cannot be read or parsed."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
 def bugcheck_names() -> dict[int, str]:
     """Bug-check code → name, from ``specs/bugchecks.toml`` (the codes a HAL raises or causes)."""
     path = SPECS_DIR / "bugchecks.toml"
-    try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("bugcheck", [])
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(f"{path}: {exc}") from None
+    entries = _read_toml(path).get("bugcheck", [])
     names: dict[int, str] = {}
     for i, entry in enumerate(entries):
         code, name = entry.get("code"), entry.get("name")
@@ -138,10 +145,7 @@ def bugcheck_parameters() -> dict[str, BugcheckParameter]:
     """gen2hal's own bug-check parameter-1 values by C name, from ``specs/bugchecks.toml``; ``SpecError`` for an
     entry that names an unknown bug check, lacks a field, or gives one code's value two meanings."""
     path = SPECS_DIR / "bugchecks.toml"
-    try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("parameter", [])
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(f"{path}: {exc}") from None
+    entries = _read_toml(path).get("parameter", [])
     codes = {name: code for code, name in bugcheck_names().items()}
     out: dict[str, BugcheckParameter] = {}
     seen: dict[tuple[int, int], str] = {}
@@ -164,12 +168,7 @@ def load_facts(name: str) -> dict:
     """An architectural fact file ``specs/<name>.toml`` (``x64``, ``acpi``): tables of integers, each table with a
     ``source`` string. ``SpecError`` names the file and key of anything else."""
     path = SPECS_DIR / f"{name}.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: {exc}") from None
+    data = _read_toml(path)
 
     def check(table: dict, where: str, top: bool) -> None:
         if top and not isinstance(table.get("source"), str):
