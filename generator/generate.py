@@ -203,16 +203,57 @@ class _Plan:
     templates: list[str]
 
 
-def _layout(src: Path, profile: rules.Profile) -> tuple[str, str]:
-    """(HAL root relative to SRC, prefix of patch paths) for this SRC and profile."""
-    root = profile.root.strip("/")
-    if not root:
-        return "", ""
-    if (src / root).is_dir():
-        return root + "/", ""          # SRC is the checkout
-    if src.resolve().as_posix().endswith("/" + root):
-        return "", root + "/"          # SRC is the HAL folder of a checkout: the patch applies at the checkout
-    return "", ""
+def _unit(src: Path, target: str):
+    """The build unit at ``src`` (``generator.unit.open_unit``); ``GenerateError`` when it cannot be read."""
+    from .unit import UnitError, open_unit
+
+    try:
+        return open_unit(src, target)
+    except UnitError as exc:
+        raise GenerateError(str(exc)) from None
+
+
+def _patch_prefix(unit) -> str:
+    """Where the HAL folder lies in the tree the patch applies to ('' when the HAL folder is the tree)."""
+    try:
+        rel = unit.hal_root.resolve().relative_to(unit.tree.resolve()).as_posix()
+    except ValueError:
+        rel = ""
+    return "" if rel in ("", ".") else rel + "/"
+
+
+def _build_list_edits(profile: rules.Profile, inputs: dict[str, bytes], new_files: list[str]) -> list["Edit"]:
+    """List the new C files in the tree's own build description, after the profile's anchor entry.
+
+    The anchor must occur exactly once as a whole entry (a line holding only it, or it and the list's closing
+    parenthesis) among the HAL folder's
+    ``CMakeLists.txt``/``*.cmake`` files; the new lines copy its indentation. Anything else is refused: a tree
+    whose build lists moved needs the profile updated, not a guess.
+    """
+    anchor = profile.build_list_anchor
+    sources = [f for f in new_files if f.endswith(".c")]
+    if not anchor or not sources:
+        return []
+    hits = []
+    for rel, data in sorted(inputs.items()):
+        if not (rel.endswith(".cmake") or rel.endswith("CMakeLists.txt")):
+            continue
+        # The entry alone on its line, or the list's last entry with the closing parenthesis after it.
+        pattern = rb"^([ \t]*)" + re.escape(anchor.encode()) + rb"(?=[ \t]*\)?[ \t]*\r?$)"
+        for match in re.finditer(pattern, data, re.M):
+            hits.append((rel, match))
+    if len(hits) != 1:
+        where = ", ".join(f"{rel}:{_line_of(inputs[rel], m.start())}" for rel, m in hits) or "none"
+        raise GenerateError(f"profile {profile.name}: build_list_anchor {anchor!r} must be one entry of the HAL's "
+                            f"CMake lists, found {len(hits)} ({where})")
+    rel, match = hits[0]
+    indent = match.group(1).decode()
+    text = "".join(f"\n{indent}{name}" for name in sorted(sources)).encode()
+    line = _line_of(inputs[rel], match.start())
+    return [Edit(rel, match.end(), match.end(), text, line, "insert",
+                 f"Lists the new files {', '.join(sorted(sources))} after {anchor}.",
+                 "The tree's own build lists say what each DLL is made of; the patched tree must build the "
+                 "Hyper-V files too.", "(build list)", "build-list")]
 
 
 #: The fact files (under specs/) every number of the generated C comes from, besides the target description.
@@ -435,7 +476,11 @@ def up_to_date(src: str | Path, out: str | Path, features: str | None = None, pr
     if (manifest.get("tool"), manifest.get("tool_version"), manifest.get("profile"), manifest.get("target"),
             manifest.get("features")) != (TOOL, __version__, profile, target, wanted):
         return False
-    current = {rel: _sha256((src / rel).read_bytes()) for rel in _walk(src)}
+    try:
+        hal_dir = _unit(src, target).hal_root
+    except GenerateError:
+        return False
+    current = {rel: _sha256((hal_dir / rel).read_bytes()) for rel in _walk(hal_dir)}
     return manifest.get("inputs") == current and manifest.get("tool_inputs") == _tool_inputs(prof, target)
 
 
@@ -485,20 +530,23 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
         load_target(target)
     except SpecError as exc:
         raise GenerateError(str(exc)) from None
-    hal_root, patch_prefix = _layout(src, prof)
-    # Snapshot the tree before the analysis; the extents are only valid for exactly these bytes.
-    inputs = {rel: (src / rel).read_bytes() for rel in _walk(src)}
+    unit = _unit(src, target)
+    hal_dir = unit.hal_root
+    patch_prefix = _patch_prefix(unit)
+    # Snapshot the HAL folder before the analysis; the extents are only valid for exactly these bytes.
+    inputs = {rel: (hal_dir / rel).read_bytes() for rel in _walk(hal_dir)}
     try:
-        model = analyze.analyze(src, prof.name, target)
+        model = analyze.analyze(unit, target)
     except analyze.AnalyzeError as exc:
         raise GenerateError(f"analysis failed: {exc}", exc.lines) from None
-    changed = sorted(rel for rel in _walk(src) if inputs.get(rel) != (src / rel).read_bytes())
-    if changed or set(_walk(src)) != set(inputs):
+    changed = sorted(rel for rel in _walk(hal_dir) if inputs.get(rel) != (hal_dir / rel).read_bytes())
+    if changed or set(_walk(hal_dir)) != set(inputs):
         raise GenerateError("SRC changed while it was being analyzed; run again", changed)
     try:
-        plan = _plan(src, model, prof, feature_list, target, hal_root, inputs)
+        plan = _plan(hal_dir, model, prof, feature_list, target, "", inputs)
     except rules.RuleError as exc:
         raise GenerateError(str(exc), exc.lines) from None
+    plan.edits += _build_list_edits(prof, inputs, sorted(plan.new_files))
 
     # The variant tree in memory: every input file, the edited ones rewritten, the new ones added.
     files = dict(inputs)
@@ -514,7 +562,7 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
 
     patch = "".join(_diff(patch_prefix + rel, inputs.get(rel), files[rel])
                     for rel in sorted(set(by_file) | set(plan.new_files)))
-    changes = _changes_md(src.resolve().name, prof, feature_list, target, plan, sorted(plan.new_files),
+    changes = _changes_md(hal_dir.resolve().name, prof, feature_list, target, plan, sorted(plan.new_files),
                           patch_prefix)
     tool_inputs = _tool_inputs(prof, target)
     manifest = {
@@ -524,7 +572,7 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
         "profile_checked_revision": prof.checked_revision,
         "target": target,
         "features": feature_list,
-        "hal_root": hal_root,
+        "unit": unit.name,
         "patch_prefix": patch_prefix,
         "inputs": {rel: _sha256(data) for rel, data in sorted(inputs.items())},
         "tool_inputs": dict(sorted(tool_inputs.items())),

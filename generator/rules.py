@@ -113,6 +113,9 @@ class Profile:
     checked_revision: str
     roles: list[Role]
     text: bytes = b""
+    #: A line of the tree's own build lists (e.g. ``apic/tsc.c`` in ``apic.cmake``) after which the variant's new
+    #: C files are listed, so the patched tree builds them; empty when the unit finds new files itself (a glob).
+    build_list_anchor: str = ""
 
     def roles_for(self, features: list[str]) -> list[Role]:
         """The roles any of ``features`` needs, in profile order."""
@@ -173,7 +176,8 @@ def load_profile(name: str) -> Profile:
                           tuple(r.get("calls", []))))
     return Profile(name, path, head.get("root", ""), head.get("header", ""), head.get("include_dir", "include"),
                    head.get("new_dir", "hyperv"), head.get("glue", name), head.get("guest_os", "open-source"),
-                   dict(raw.get("guest_os_by_target", {})), head.get("checked_revision", ""), roles, raw_bytes)
+                   dict(raw.get("guest_os_by_target", {})), head.get("checked_revision", ""), roles, raw_bytes,
+                   head.get("build_list_anchor", ""))
 
 
 def parse_features(text: str | None) -> list[str]:

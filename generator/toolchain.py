@@ -14,6 +14,7 @@ from specs import Target
 TRIPLE = "x86_64-w64-mingw32"
 CC = f"{TRIPLE}-gcc"
 DLLTOOL = f"{TRIPLE}-dlltool"
+AR = f"{TRIPLE}-ar"
 
 #: Compile flags for kernel-mode code: no red zone (interrupts use the stack), no SSE registers (interrupt
 #: stubs then need not save them for HAL code), no stack protector or builtins (no C runtime), one section a
@@ -60,9 +61,12 @@ def include_dirs(target_include: Path, hal_include: Path) -> list[Path]:
     return [target_include, hal_include, sysroot_include() / "ddk"]
 
 
-def link_flags(target: Target) -> list[str]:
-    """Linker flags for a native-subsystem, timestamp-free hal.dll of ``target``."""
-    link = target.link
+def link_flags(target: Target, entry: str | None = None) -> list[str]:
+    """Linker flags for a native-subsystem, timestamp-free hal.dll of ``target`` (``entry`` overrides the
+    target's entry symbol, for a unit that states its own)."""
+    link = dict(target.link)
+    if entry:
+        link["entry"] = entry
     return [
         "-shared", "-nostdlib",
         f"-Wl,--subsystem,{link['subsystem']}",

@@ -241,8 +241,8 @@ def _reactos_known_diagnostics() -> list[KnownDiagnostic]:
     return out
 
 
-def open_unit(path: Path, target=None, *, name: str = "hal", build_dir: Path | None = None) -> BuildUnit:
-    """``load_unit`` with what the kind of description needs made first, for analyze, generate and SCons.
+def open_units(path: Path, target=None, *, build_dir: Path | None = None) -> dict[str, BuildUnit]:
+    """Every unit described at ``path``, with what its kind needs made first, for analyze, generate and SCons.
 
     A ReactOS tree gets its build-time headers (``generator.hosttools.headers.ensure_generated``, cached by
     content outside the tree) and its known libclang diagnostics; a ``unit.toml`` gets its target header rendered
@@ -252,6 +252,10 @@ def open_unit(path: Path, target=None, *, name: str = "hal", build_dir: Path | N
     if not path.exists():
         raise UnitError(f"{path}: no such file or folder")
     kind = next((k for k in _KINDS if k.matches(path)), None)
+    if kind is None:
+        raise UnitError(f"{path}: not a build description (expected a unit.toml, a folder with "
+                        f"compile_commands.json, or a ReactOS tree with hal/CMakeLists.txt)")
+    generated = None
     if isinstance(kind, _ReactosKind):
         from generator.hosttools import HostToolError
         from generator.hosttools.headers import ensure_generated
@@ -260,11 +264,21 @@ def open_unit(path: Path, target=None, *, name: str = "hal", build_dir: Path | N
             generated = ensure_generated(find_top(path))
         except HostToolError as exc:
             raise UnitError(f"{path}: making the build-time headers failed: {exc}") from None
-        unit = load_unit(path, generated=generated, target=target, name=name)
-        unit.known_diagnostics = _reactos_known_diagnostics()
-        return unit
-    if isinstance(kind, _LocalKind):
+    elif isinstance(kind, _LocalKind):
         from generator import render
         generated = build_dir if build_dir is not None else render.cached_target_include(target)
-        return load_unit(path, generated=generated, target=target, name=name)
-    return load_unit(path, target=target, name=name)
+    units = kind.read(path, generated, target)
+    if isinstance(kind, (_ReactosKind, _CompileCommandsKind)):
+        known = _reactos_known_diagnostics()
+        for unit in units.values():
+            unit.known_diagnostics = list(known)
+    return units
+
+
+def open_unit(path: Path, target=None, *, name: str = "hal", build_dir: Path | None = None) -> BuildUnit:
+    """The unit ``name`` of ``open_units(path, target, build_dir=...)``; ``UnitError`` names what the
+    description has when it lacks ``name``."""
+    units = open_units(path, target, build_dir=build_dir)
+    if name not in units:
+        raise UnitError(f"{path}: no unit {name!r} here (it has: {', '.join(sorted(units))})")
+    return units[name]
