@@ -232,8 +232,9 @@ def _build_list_edits(profile: rules.Profile, inputs: dict[str, bytes], new_file
     """
     anchor = profile.build_list_anchor
     sources = [f for f in new_files if f.endswith(".c")]
-    if not anchor or not sources:
-        return []
+    lists = [rel for rel in inputs if rel.endswith(".cmake") or rel.endswith("CMakeLists.txt")]
+    if not anchor or not sources or not lists:
+        return []   # no build lists in the HAL folder: its unit finds its files itself (unit.toml globs)
     hits = []
     for rel, data in sorted(inputs.items()):
         if not (rel.endswith(".cmake") or rel.endswith("CMakeLists.txt")):

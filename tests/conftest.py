@@ -11,6 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHELF = REPO.parent / "shared" / "reference"
+#: The unmodified upstream ReactOS subset (master 9ee30c57fd) the reactos tests run on, copied first.
+UPSTREAM_REACTOS = REPO.parent / "shared" / "upstream" / "reactos"
 TARGETS = ("reactos-amd64", "win7sp1-amd64")
 
 
@@ -20,6 +22,24 @@ def shelf() -> Path:
     if not SHELF.is_dir():
         pytest.skip(f"reference shelf {SHELF} not present (a user's clone has no ../shared); CI has it")
     return SHELF
+
+
+@pytest.fixture(scope="session")
+def reactos_tree(tmp_path_factory) -> Path:
+    """A private git checkout of the upstream ReactOS subset (copied; the shelf itself is never written).
+
+    Skips, saying so, where the shelf is absent (a user's clone); CI has it beside the clone.
+    """
+    if not (UPSTREAM_REACTOS / "hal" / "halx86" / "CMakeLists.txt").is_file():
+        pytest.skip(f"upstream ReactOS subset {UPSTREAM_REACTOS} not present (a user's clone has no ../shared); "
+                    f"CI has it")
+    tree = tmp_path_factory.mktemp("reactos") / "reactos"
+    shutil.copytree(UPSTREAM_REACTOS, tree)
+    git = ["git", "-c", "user.name=gen2hal-tests", "-c", "user.email=tests@gen2hal.invalid"]
+    subprocess.run(git + ["init", "-q"], cwd=tree, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=tree, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "upstream subset"], cwd=tree, check=True)
+    return tree
 
 
 def run_scons(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,6 @@ import pytest
 from tests.conftest import REPO, TARGETS, run_scons
 
 HAL_SRC = REPO / "hal_src"
-RX_FIXTURE = REPO / "tests" / "fixtures" / "reactos_gen"
 MATRIX_FEATURES = ("reference-tsc-page", "reference-counter", "frequency-msrs", "synthetic-timers", "direct-mode",
                    "synic", "crash-msrs")
 
@@ -144,38 +143,6 @@ def test_failed_binding(tmp_path):
     proc = gen(str(tree), "--out", str(out))
     _refused(proc, out, "role legacy-pic-init: HalpInitializeLegacyPICs (generic/pic.c:")
     assert "no longer touches 8259 ports 0x20/0xA0" in proc.stderr
-
-
-# ---- reactos profile --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("src", ["root", "halx86"])
-def test_reactos_fixture(tmp_path, src):
-    source = RX_FIXTURE if src == "root" else RX_FIXTURE / "hal" / "halx86"
-    out = tmp_path / "out"
-    proc = gen(str(source), "--profile", "reactos", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["roles"]["legacy-pic-init"] == "HalpInitializeLegacyPICs"
-    assert manifest["roles"]["clock-init"] == "HalpInitializeClock"
-    assert "9ee30c57fd" in manifest["profile_checked_revision"]
-    work = tmp_path / "checkout"
-    shutil.copytree(RX_FIXTURE, work)
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    proc = subprocess.run(["git", "apply", "--check", str(out / "variant.patch")], cwd=work, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-
-
-@pytest.mark.skipif(not os.environ.get("GEN2HAL_REACTOS_CHECKOUT"),
-                    reason="set GEN2HAL_REACTOS_CHECKOUT to a ReactOS checkout to run (reactos_ref/README.md)")
-def test_real_checkout(tmp_path):
-    checkout = Path(os.environ["GEN2HAL_REACTOS_CHECKOUT"])
-    out = tmp_path / "out"
-    proc = gen(str(checkout / "hal" / "halx86"), "--profile", "reactos", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(["git", "apply", "--check", str(out / "variant.patch")], cwd=checkout,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
 
 
 # ---- the variant in the machine model ---------------------------------------------------------------------------
