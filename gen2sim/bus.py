@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Protocol
 
 from .errors import ModelError
+from .ffplan import Access, Plan, plan_reads
 from .trace import Trace
 
 #: All-ones value of an access of each size: what a floating bus returns.
@@ -82,6 +83,46 @@ class ByteIoDevice:
             p = (port + i) & 0xFFFF
             if p in self.ports:
                 self.write_byte(p, (value >> (8 * i)) & 0xFF)
+
+    def ff_peek_byte(self, port: int) -> int | None:
+        """For fast-forward: the byte a read of ``port`` returns, if repeating that read from the present state
+        returns it again and changes nothing, independent of time; ``None`` refuses (the default)."""
+        return None
+
+    def ff_plan(self, space: str, accesses: list[Access]) -> Plan | None:
+        """Fast-forward plan (``gen2sim.ffplan``) for devices of constant registers: reads only, byte by byte
+        through ``ff_peek_byte``."""
+        if space != "io":
+            return None
+
+        def answer(acc: Access) -> int | None:
+            value = 0
+            for i in range(acc.size):
+                p = (acc.key + i) & 0xFFFF
+                byte = self.ff_peek_byte(p) if p in self.ports else 0xFF
+                if byte is None:
+                    return None
+                value |= (byte & 0xFF) << (8 * i)
+            return value
+
+        return plan_reads(accesses, answer)
+
+
+class AbsentDevice:
+    """What answers where no device decodes a port or an address, as far as fast-forward is concerned: reads are
+    all ones and writes vanish, forever (``gen2sim.ffplan``)."""
+
+    name = ABSENT
+
+    @staticmethod
+    def ff_state() -> tuple:
+        """Nothing to change."""
+        return ()
+
+    @staticmethod
+    def ff_plan(space: str, accesses: list[Access]) -> Plan:
+        """All-ones reads, dropped writes, no time dependence."""
+        return Plan(None, {i: ALL_ONES[acc.size] for i, acc in enumerate(accesses) if acc.op == "r"})
 
 
 class IoBus:
@@ -178,6 +219,7 @@ class MmioRegion:
         self.read = read
         self.write = write
         self._enabled = enabled
+        self.device = None  # the device object behind the window, when there is one (fast-forward asks it)
 
     @property
     def base(self) -> int:
@@ -201,7 +243,9 @@ class MmioRegion:
         enabled = None
         if hasattr(device, "mmio_enabled"):
             enabled = lambda: device.mmio_enabled  # noqa: E731 - read the live attribute
-        return cls(device.name, lambda: device.base, size, device.mmio_read, device.mmio_write, enabled)
+        region = cls(device.name, lambda: device.base, size, device.mmio_read, device.mmio_write, enabled)
+        region.device = device
+        return region
 
 
 class MmioBus:

@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .trace import EXIT_CLASS
+from .trace import EXIT_CLASS, TraceFormatError, expand_records
 
 #: Beyond this many collapsed operations per side the alignment is skipped (quadratic worst case); the literal
 #: first divergence is still reported.
@@ -67,7 +67,10 @@ def _read_trace(path: Path) -> list[dict]:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise CompareError(f"{path}:{lineno}: not a JSON line: {exc.msg}") from None
-    return records
+    try:
+        return list(expand_records(records, f"{path}: record"))  # repeat records (trace format 2) expanded
+    except TraceFormatError as exc:
+        raise CompareError(str(exc)) from None
 
 
 def load_json_run(path: Path, label: str) -> Run:
@@ -96,7 +99,7 @@ def boot_run(dll: Path, label: str, target: str, platform: str, **kw) -> Run:
     from .scenario import boot
 
     run = boot(str(dll), target, platform, **kw)
-    records = run.machine.trace.records if run.machine is not None else None
+    records = list(run.machine.trace.iter_expanded()) if run.machine is not None else None
     return Run(label, run.result, records, str(dll))
 
 

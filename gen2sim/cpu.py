@@ -30,6 +30,7 @@ from unicorn import x86_const as X
 
 from .clock import COSTS, PS_PER_S, PS_PER_US, VirtualClock
 from .errors import GuestFault, MachineReset, ModelError
+from .fastforward import FastForward, enabled_by_default
 from .memory import GuestMemory
 
 MSR_TSC, MSR_APIC_BASE, MSR_TSC_DEADLINE = 0x10, 0x1B, 0x6E0
@@ -118,8 +119,18 @@ class Cpu:
         self.call_depth = 0
         self._block_address = 0
         self._locate_cache: dict[int, str | None] = {}
+        self.stub_ranges: list[tuple[int, int]] = []
+        #: The polling-loop fast-forward engine (``gen2sim.fastforward``), or ``None`` when it is off.
+        self.fastforward: FastForward | None = FastForward(self) if enabled_by_default() else None
         trace.locate = self._locate_now
         self._install_hooks()
+
+    def set_fast_forward(self, enabled: bool) -> None:
+        """Turn polling-loop fast-forward on or off (before the run starts)."""
+        if not enabled:
+            self.fastforward = None
+        elif self.fastforward is None:
+            self.fastforward = FastForward(self)
 
     # ------------------------------------------------------------------ setup
     def _install_hooks(self) -> None:
@@ -185,6 +196,7 @@ class Cpu:
             except BaseException as exc:  # noqa: BLE001 - anything here ends the run with a verdict or error
                 self._halt_with(exc)
         self.uc.hook_add(UC_HOOK_CODE, hook, None, start, start + size - 1)
+        self.stub_ranges.append((start, start + size))
 
     # ------------------------------------------------------------------ registers
     def reg(self, reg: int) -> int:
@@ -233,6 +245,13 @@ class Cpu:
 
     # ------------------------------------------------------------------ time
     def _on_block(self, uc, address, size, _ud):
+        ff = self.fastforward
+        if ff is not None:
+            try:
+                ff.block(address, size)  # may skip whole iterations of a polling loop before this block
+            except BaseException as exc:  # noqa: BLE001 - a model error must end the run, not vanish in Unicorn
+                self._halt_with(exc)
+                return
         self._block_address = address
         key = (address, size)
         n = self._block_insns.get(key)

@@ -25,7 +25,7 @@ from .kernel import kernel_class
 from .loader import LoadError, load_image
 from .machine import LAPIC_GPA, Machine
 from .timeline import timeline_summary
-from .trace import EXIT_CLASSES
+from .trace import EXIT_CLASSES, TRACE_FORMAT
 
 RTC_REGISTERS = {0x0: "seconds", 0x2: "minutes", 0x4: "hours", 0xA: "RTC register A", 0xB: "RTC register B",
                  0xC: "RTC register C", 0xD: "RTC register D"}
@@ -54,15 +54,15 @@ def _hang_polls(trace, since: int, rtc_selected: int | None = None) -> dict | No
     reads = Counter()
     rtc_index = None
     where: dict[tuple, str | None] = {}
-    window = max(since, len(trace.records) - 20000)
-    for rec in reversed(trace.records[since:window]):  # the CMOS index may have been written before the window
-        if rec["kind"] == "port_out" and rec["address"] == 0x70:
-            rtc_index = (rec["value"] or 0) & 0x7F
-            break
-    if rtc_index is None and not any(rec["kind"] == "port_out" and rec["address"] == 0x70
-                                     for rec in trace.records[window:]):
+    window = max(since, trace.count() - 20000)
+    # The CMOS index may have been written before the window (indices count the expanded trace).
+    last = trace.find_last(since, window, lambda rec: rec["kind"] == "port_out" and rec["address"] == 0x70)
+    if last is not None:
+        rtc_index = (last["value"] or 0) & 0x7F
+    tail = list(trace.iter_expanded(window))
+    if rtc_index is None and not any(rec["kind"] == "port_out" and rec["address"] == 0x70 for rec in tail):
         rtc_index = rtc_selected
-    for rec in trace.records[window:]:
+    for rec in tail:
         kind = rec["kind"]
         if kind == "port_out" and rec["address"] == 0x70:
             rtc_index = (rec["value"] or 0) & 0x7F
@@ -89,9 +89,9 @@ def _legacy_touches(trace) -> list[dict]:
     def touch(device: str, address: int, function):
         entry = touches.setdefault((device, address), {"device": device, "port_or_address": address, "count": 0,
                                                        "first_function": function})
-        entry["count"] += 1
+        entry["count"] += weight
 
-    for rec in trace.records:
+    for rec, weight in trace.weighted():  # a fast-forwarded loop's iteration counts as often as it ran
         kind = rec["kind"]
         if kind not in ("port_in", "port_out"):
             continue
@@ -117,14 +117,19 @@ def _stats(values: list[float]) -> dict | None:
 
 def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
          madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
-         max_instructions: int = 2_000_000_000) -> BootResult:
+         max_instructions: int = 2_000_000_000, fast_forward: bool | None = None) -> BootResult:
     """Boot ``hal_path`` for ``target`` on ``platform`` and return the verdict and figures.
+
+    ``fast_forward`` turns polling-loop fast-forward on or off (default: on unless ``GEN2SIM_NO_FASTFORWARD``);
+    the result is the same either way, only the wall time differs.
 
     Raises ``SpecError``/``ModelError`` for bad options (unknown target, platform or Hyper-V feature).
     """
     tgt = load_target(target)
     machine = Machine(platform, hv_clear=hv_clear, madt_pcat=madt_pcat, acpi_dir=acpi_dir)
     clock, trace, cpu, mem = machine.clock, machine.trace, machine.cpu, machine.memory
+    if fast_forward is not None:
+        cpu.set_fast_forward(fast_forward)
     kernel = kernel_class(tgt.name)(tgt, mem, cpu, trace, clock, acpi_root_gpa=machine.acpi.root_gpa,
                                     efi=platform == "gen2")
     addrs = tgt.addresses
@@ -179,7 +184,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
     def call_at(address: int, args=(), limit_ps: int = hang_ps, name: str | None = None):
         """Run guest code at ``address`` as a top-level call (an export, or a dispatch-table slot)."""
         name = name or locate(address) or f"{address:#x}"
-        first = len(trace.records)
+        first = trace.count()
 
         def hang_info(start: int, rip: int) -> dict:
             return {"verdict": "hang", "hang": {"function": locate(rip), "address": rip, "called": name,
@@ -321,7 +326,8 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["serial_output"] = machine.uart.text() if hasattr(machine.uart, "text") else ""
     result["virtual_time_us"] = clock.now // PS_PER_US
     result["guest_instructions"] = machine.cpu.instructions
-    result["trace_records"] = len(trace.records)
+    result["trace_records"] = trace.count()
+    result["trace_format"] = TRACE_FORMAT
     result["trace_sha256"] = trace.sha256()
     result["timeline"] = timeline_summary(trace.records, result["virtual_time_us"])
     return result

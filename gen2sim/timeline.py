@@ -27,6 +27,7 @@ fixed number of equal virtual-time bins:
     the ``TOP_FUNCTIONS`` guest functions with the most exits, ``[name, exits]``, most first (ties by name).
 
 The records are consumed in one pass, so a trace read line by line from disk never has to fit in memory.
+A ``repeat`` record (trace format 2, ``gen2sim.trace``) is folded in arithmetically, as the records it stands for.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 # Neither this module nor gen2sim.trace imports the CPU (Unicorn): the report reads results without the model.
-from .trace import EXIT_CLASS, EXIT_CLASSES
+from .trace import EXIT_CLASS, EXIT_CLASSES, MAX_TEMPLATE, REPEAT, TraceFormatError, check_repeat, repeat_text
 
 SUMMARY_VERSION = 1
 DEFAULT_BINS = 200
@@ -80,6 +81,7 @@ def timeline_summary(trace_records: Iterable[dict], virtual_time_us: int, bins: 
     # exit's class, and type() is checked instead of isinstance (a bool is not a time).
     exit_bins = {kind: exits[cls] for kind, cls in EXIT_CLASS.items()}
     last = 0
+    recent: list[dict] = []  # the plain records a repeat may refer to
     for index, rec in enumerate(trace_records):
         try:
             t = rec["t_ns"]
@@ -88,6 +90,24 @@ def timeline_summary(trace_records: Iterable[dict], virtual_time_us: int, bins: 
             raise TimelineError(f"record {index}", "not a trace record (needs t_ns and kind)") from None
         if type(t) is not int or t < 0:
             raise TimelineError(f"record {index}.t_ns", f"not a non-negative integer: {t!r}")
+        if kind == REPEAT:
+            try:
+                check_repeat(rec, recent, f"record {index}")
+            except TraceFormatError as exc:
+                raise TimelineError(exc.where, str(exc)) from None
+            k, n, period = rec["records"], rec["count"], rec["period_ns"]
+            for r in recent[-k:]:
+                counts = exit_bins.get(r["kind"])
+                if counts is None:
+                    raise TimelineError(f"record {index}", f"a repeat of a {r['kind']!r} record is not supported")
+                _spread(counts, r["t_ns"] + period, period, n, bins, span)
+                function = r.get("function")
+                functions[function] = functions.get(function, 0) + n
+                last = max(last, r["t_ns"] + n * period)
+            continue
+        recent.append(rec)
+        if len(recent) > 2 * MAX_TEMPLATE:
+            del recent[:MAX_TEMPLATE]
         if t > last:
             last = t
         b = t * bins // span
@@ -126,18 +146,37 @@ def timeline_summary(trace_records: Iterable[dict], virtual_time_us: int, bins: 
     }
 
 
-def read_trace(path: str | Path, expect_sha256: str | None = None) -> Iterator[dict]:
-    """Yield the records of a JSON-lines trace (``gen2hal boot --trace``), one line at a time.
+def _spread(counts: list[int], t_first: int, step: int, n: int, bins: int, span: int) -> None:
+    """Add ``n`` records at ``t_first, t_first + step, ...`` to their bins (the last bin takes anything later)."""
+    last_bin = bins - 1
+    m = 0
+    while m < n:
+        t = t_first + m * step
+        b = t * bins // span
+        if b >= last_bin:
+            counts[last_bin] += n - m
+            return
+        t_next = -(-(b + 1) * span // bins)  # the first time of the next bin
+        m_next = min(n, m + max(1, -(-(t_next - t) // step)))
+        counts[b] += m_next - m
+        m = m_next
 
-    With ``expect_sha256`` (the boot JSON's ``trace_sha256``) the file's SHA-256 is checked once the last line is
-    read (gen2sim hashes exactly the bytes it writes), so a trace that belongs to another run is refused.
-    Raises ``TimelineError`` (field ``line N`` or ``trace_sha256``) and ``OSError``.
+
+def read_trace(path: str | Path, expect_sha256: str | None = None) -> Iterator[dict]:
+    """Yield the records of a JSON-lines trace (``gen2hal boot --trace``), one line at a time (a ``repeat`` record
+    as it is: ``timeline_summary`` folds it, ``gen2sim.trace.expand_records`` expands it).
+
+    With ``expect_sha256`` (the boot JSON's ``trace_sha256``) the trace's SHA-256 is checked once the last line is
+    read: the hash of its lines with every repeat expanded, which is what a step-by-step run writes, so a trace that
+    belongs to another run is refused.  Raises ``TimelineError`` (field ``line N`` or ``trace_sha256``) and
+    ``OSError``.
     """
     digest = hashlib.sha256()
+    recent: list[dict] = []
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, 1):
-            digest.update(line)
             if not line.strip():
+                digest.update(line)
                 continue
             try:
                 rec = json.loads(line)
@@ -145,6 +184,18 @@ def read_trace(path: str | Path, expect_sha256: str | None = None) -> Iterator[d
                 raise TimelineError(f"line {number}", f"not JSON: {exc}") from None
             if not isinstance(rec, dict):
                 raise TimelineError(f"line {number}", "not a JSON object")
+            if rec.get("kind") == REPEAT:
+                try:
+                    check_repeat(rec, recent, f"line {number}")
+                    for text in repeat_text(recent[-rec["records"]:], rec):
+                        digest.update(text.encode())
+                except (TraceFormatError, ValueError) as exc:
+                    raise TimelineError(f"line {number}", str(exc)) from None
+            else:
+                digest.update(line)
+                recent.append(rec)
+                if len(recent) > 2 * MAX_TEMPLATE:
+                    del recent[:MAX_TEMPLATE]
             yield rec
     if expect_sha256 is not None and digest.hexdigest() != expect_sha256:
         raise TimelineError("trace_sha256", f"the trace's SHA-256 is {digest.hexdigest()}, the boot JSON says "

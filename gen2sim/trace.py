@@ -3,6 +3,19 @@
 Each record is one JSON line: virtual time, kind, the device it reached, the port /
 MSR / address, the value, and the guest function that was running.  The records
 are kept in memory (a boot is short) and hashed for the determinism check.
+
+Trace format 2 adds one compact record, ``repeat``: when the CPU core fast-forwards a
+polling loop (``gen2sim.fastforward``), the iterations it skipped are not written one by
+one.  ``{"kind": "repeat", "t_ns": T, "count": N, "records": K, "period_ns": P}`` says
+that the K plain records just before it (one iteration) happen N more times, repetition
+r (1..N) at ``t_ns + r * P`` each; a record listed in ``counters`` (``{"record": j,
+"hz", "t0_ps", "base", "sign", "shift", "mask", "at_ps"}``) read a counter, and its
+value in repetition r is the counter at ``at_ps + r * P * 1000`` (``gen2sim.ffplan.Counter``).
+``T`` is the time of the first record of repetition 1.  Everything a boot reports
+from its trace -- ``trace_records``, ``trace_sha256``, exit counts, the timeline -- is
+defined over the *expanded* sequence, so a fast-forwarded run and a step-by-step run
+of the same boot report the same figures and hash (the hash is that of the JSON lines
+the step-by-step run writes).
 """
 
 from __future__ import annotations
@@ -10,9 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from typing import Callable, Iterable
+from itertools import chain
+from typing import Callable, Iterable, Iterator
 
 from .clock import PS_PER_NS, VirtualClock
+from .ffplan import Counter as ValueCounter
+
+#: Version of the JSON-lines trace layout (2: the compact ``repeat`` record).
+TRACE_FORMAT = 2
+REPEAT = "repeat"
+#: The most plain records one repeat may refer to (a reader keeps this many).
+MAX_TEMPLATE = 256
 
 #: Which exit class each intercepted kind counts against (the ``exits`` figures).
 EXIT_CLASS = {
@@ -29,6 +50,14 @@ EXIT_CLASS = {
 EXIT_CLASSES = ("port_io", "msr", "mmio", "cpuid", "hlt", "hypercall")
 
 
+class TraceFormatError(ValueError):
+    """A repeat record that cannot be expanded; ``where`` names the record."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where}: {message}")
+        self.where = where
+
+
 class Trace:
     """Append-only list of trace records plus exit counters.
 
@@ -41,6 +70,7 @@ class Trace:
         self.records: list[dict] = []
         self.exits: Counter[str] = Counter()
         self.locate: Callable[[], str | None] = lambda: None
+        self._extra = 0  # expanded records beyond len(records), from repeats
 
     def record(
         self,
@@ -74,24 +104,215 @@ class Trace:
         """Total intercepted operations so far."""
         return sum(self.exits.values())
 
+    # -- compact repetition -------------------------------------------------------------------------
+    def repeat(self, count: int, records: int, period_ns: int, counters: dict[int, tuple] | None = None) -> dict:
+        """Append a ``repeat`` record: the last ``records`` plain records happen ``count`` more times, every
+        ``period_ns``; ``counters`` maps a record's index in that iteration to ``(Counter, at_ps)`` when its value
+        follows a counter.  Their exits count ``count`` times more."""
+        template = self.records[-records:] if records > 0 else []
+        if count < 1 or len(template) != records or records > MAX_TEMPLATE \
+                or any(r.get("kind") == REPEAT for r in template):
+            raise ValueError(f"repeat of {records} records x {count}: the iteration must be the last plain records")
+        rec = {"kind": REPEAT, "t_ns": template[0]["t_ns"] + period_ns, "count": count, "records": records,
+               "period_ns": period_ns}
+        if counters:
+            rec["counters"] = [dict(counter.to_json(), record=j, at_ps=at_ps)
+                               for j, (counter, at_ps) in sorted(counters.items())]
+        self.records.append(rec)
+        self._extra += count * records - 1
+        for r in template:
+            cls = EXIT_CLASS.get(r["kind"])
+            if cls is not None:
+                self.exits[cls] += count
+        return rec
+
+    def count(self) -> int:
+        """Number of records of the expanded trace (what a step-by-step run records)."""
+        return len(self.records) + self._extra
+
+    def iter_expanded(self, start: int = 0, stop: int | None = None) -> Iterator[dict]:
+        """The expanded records with index in ``[start, stop)`` (repeats turned into plain records)."""
+        stop = self.count() if stop is None else stop
+        pos = 0
+        for i, rec in enumerate(self.records):
+            if pos >= stop:
+                return
+            if rec.get("kind") != REPEAT:
+                if pos >= start:
+                    yield rec
+                pos += 1
+                continue
+            k, n = rec["records"], rec["count"]
+            end = pos + k * n
+            if end > start:
+                first = max(start - pos, 0)
+                yield from _expand(self.records[i - k:i], rec, first, min(stop, end) - pos)
+            pos = end
+
+    def weighted(self) -> Iterator[tuple[dict, int]]:
+        """``(record, weight)``: each plain record once, and for a repeat its iteration's records again with the
+        repeat's count -- for consumers that count records and care about neither time nor counter values."""
+        for i, rec in enumerate(self.records):
+            if rec.get("kind") == REPEAT:
+                for r in self.records[i - rec["records"]:i]:
+                    yield r, rec["count"]
+            else:
+                yield rec, 1
+
+    def find_last(self, start: int, stop: int, predicate: Callable[[dict], bool]) -> dict | None:
+        """The last expanded record with index in ``[start, stop)`` that ``predicate`` accepts (which must depend
+        on neither ``t_ns`` nor a counter's value: a repeat is judged by its iteration's records)."""
+        end = self.count()
+        for i in range(len(self.records) - 1, -1, -1):
+            rec = self.records[i]
+            repeat = rec.get("kind") == REPEAT
+            size = rec["records"] * rec["count"] if repeat else 1
+            first = end - size
+            if first < stop and end > start:
+                if not repeat:
+                    if predicate(rec):
+                        return rec
+                else:
+                    k = rec["records"]
+                    template = self.records[i - k:i]
+                    lo, hi = max(start, first) - first, min(stop, end) - first  # offsets inside the expansion
+                    best = max((_last_offset(lo, hi, j, k) for j, r in enumerate(template) if predicate(r)),
+                               default=None)
+                    if best is not None and best >= 0:
+                        return next(_expand(template, rec, best, best + 1))
+            if first <= start:
+                return None
+            end = first
+        return None
+
+    # -- output ---------------------------------------------------------------------------------------
     def lines(self) -> Iterable[str]:
-        """The records as canonical JSON lines: ``json.dumps(rec, sort_keys=True, separators=(",", ":"))``."""
+        """The records as written: canonical JSON lines (``json.dumps(rec, sort_keys=True, separators=(",",
+        ":"))``), repeats compact."""
         for rec in self.records:
             yield canonical_line(rec)
 
     def sha256(self) -> str:
-        """SHA-256 of the JSON-lines trace: equal for equal runs."""
+        """SHA-256 of the expanded JSON-lines trace: equal for equal runs, fast-forwarded or not."""
         digest = hashlib.sha256()
-        for line in self.lines():
-            digest.update(line.encode())
-            digest.update(b"\n")
+        for i, rec in enumerate(self.records):
+            if rec.get("kind") == REPEAT:
+                for text in repeat_text(self.records[i - rec["records"]:i], rec):
+                    digest.update(text.encode())
+            else:
+                digest.update(canonical_line(rec).encode())
+                digest.update(b"\n")
         return digest.hexdigest()
 
     def write(self, path) -> None:
-        """Write the JSON-lines trace to ``path``."""
+        """Write the JSON-lines trace (format ``TRACE_FORMAT``: repeats compact) to ``path``."""
         with open(path, "w", encoding="utf-8") as fh:
             for line in self.lines():
                 fh.write(line + "\n")
+
+
+def _last_offset(lo: int, hi: int, j: int, k: int) -> int:
+    """The largest offset in ``[lo, hi)`` congruent to ``j`` modulo ``k`` (-1 if none)."""
+    if hi <= lo:
+        return -1
+    top_ = hi - 1
+    off = top_ - ((top_ - j) % k)
+    return off if off >= lo else -1
+
+
+def _counters(rep: dict) -> dict[int, tuple[ValueCounter, int]]:
+    return {c["record"]: (ValueCounter.from_json(c), c["at_ps"]) for c in rep.get("counters", ())}
+
+
+def _expand(template: list[dict], rep: dict, first: int, stop: int) -> Iterator[dict]:
+    """Records of a repeat's expansion with offset in ``[first, stop)`` (offset 0: repetition 1, record 0)."""
+    k, period = rep["records"], rep["period_ns"]
+    counters = _counters(rep)
+    for off in range(first, stop):
+        r, j = off // k + 1, off % k
+        rec = dict(template[j])
+        rec["t_ns"] = template[j]["t_ns"] + r * period
+        if j in counters:
+            counter, at_ps = counters[j]
+            rec["value"] = counter.value(at_ps + r * period * PS_PER_NS)
+        yield rec
+
+
+def check_repeat(rec: dict, template: list[dict], where: str) -> None:
+    """Check a repeat record read from a file against the plain records before it; raises ``TraceFormatError``."""
+    for key in ("t_ns", "count", "records", "period_ns"):
+        v = rec.get(key)
+        if type(v) is not int or v < (1 if key in ("count", "records") else 0):
+            raise TraceFormatError(where, f"repeat field {key!r} must be a {'positive' if key in ('count', 'records') else 'non-negative'} integer, not {v!r}")
+    k = rec["records"]
+    if k > MAX_TEMPLATE:
+        raise TraceFormatError(where, f"repeat of {k} records: at most {MAX_TEMPLATE}")
+    if len(template) < k:
+        raise TraceFormatError(where, f"repeat of the last {k} records, but only {len(template)} plain records "
+                                      f"precede it")
+    if rec["t_ns"] != template[-k]["t_ns"] + rec["period_ns"]:
+        raise TraceFormatError(where, "repeat t_ns is not the first repeated record's time")
+    for c in rec.get("counters", ()):
+        try:
+            ValueCounter.from_json(c)
+            ok = type(c["record"]) is int and 0 <= c["record"] < k and type(c["at_ps"]) is int
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise TraceFormatError(where, f"repeat counter {c!r} is malformed")
+
+
+def expand_records(records: Iterable[dict], where: str = "record") -> Iterator[dict]:
+    """Turn a trace's records (format 1 or 2, e.g. read from a file) into plain records."""
+    recent: list[dict] = []
+    for index, rec in enumerate(records):
+        if rec.get("kind") == REPEAT:
+            template = recent[-rec.get("records", 0):] if isinstance(rec.get("records"), int) else []
+            check_repeat(rec, recent, f"{where} {index}")
+            yield from _expand(template, rec, 0, rec["records"] * rec["count"])
+        else:
+            recent.append(rec)
+            if len(recent) > 2 * MAX_TEMPLATE:
+                del recent[:MAX_TEMPLATE]
+            yield rec
+
+
+_MARK_T, _MARK_V = "\x00T", "\x00V"
+
+
+def _line_format(rec: dict, value_varies: bool) -> str:
+    """The canonical line of ``rec`` as a %-format with ``%d`` for t_ns (and the value)."""
+    probe = dict(rec, t_ns=_MARK_T)
+    if value_varies:
+        probe["value"] = _MARK_V
+    line = json.dumps(probe, sort_keys=True, separators=(",", ":")).replace("%", "%%")
+    for mark in (_MARK_T, _MARK_V) if value_varies else (_MARK_T,):
+        quoted = json.dumps(mark)
+        if line.count(quoted) != 1:
+            raise ValueError(f"record {rec!r} cannot be used as a repeat template")
+        line = line.replace(quoted, "%d")
+    return line + "\n"
+
+
+def repeat_text(template: list[dict], rep: dict, chunk: int = 4096) -> Iterator[str]:
+    """The canonical JSON lines of a repeat's expansion, in chunks (hashing millions of lines one by one would
+    take longer than the run they describe)."""
+    k, n, period = rep["records"], rep["count"], rep["period_ns"]
+    counters = _counters(rep)
+    unit = "".join(_line_format(template[j], j in counters) for j in range(k))
+    r = 1
+    while r <= n:
+        c = min(chunk, n - r + 1)
+        columns: list = []
+        for j in range(k):
+            t = template[j]["t_ns"]
+            columns.append(range(t + r * period, t + (r + c) * period, period))
+            if j in counters:
+                counter, at_ps = counters[j]
+                step = period * PS_PER_NS
+                columns.append([counter.value(at_ps + q * step) for q in range(r, r + c)])
+        yield (unit * c) % tuple(chain.from_iterable(zip(*columns)))
+        r += c
 
 
 _STANDARD_KEYS = frozenset(("t_ns", "kind", "device", "address", "value", "size", "function"))

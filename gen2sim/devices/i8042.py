@@ -119,3 +119,15 @@ class I8042(ByteIoDevice):
                 detail="i8042 output port reset line low",
             )
             raise MachineReset("i8042 output port reset line low")
+
+    # -- fast-forward (gen2sim.ffplan) ---------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access can change (see ``gen2sim.ffplan``)."""
+        return (self.command_byte, self.output_port, tuple(self._out), self._last_out, self._last_was_command,
+                self._expect)
+
+    def ff_peek_byte(self, port: int) -> int | None:
+        """Status is constant until something is written; the data port only once the output buffer is empty."""
+        if port == 0x64:
+            return self.read_byte(0x64)  # no side effects
+        return None if self._out else self._last_out

@@ -30,6 +30,7 @@ ExtINT) are recorded as notes and not delivered.
 from __future__ import annotations
 
 from ..clock import VirtualClock
+from ..ffplan import Access, Plan
 from ..trace import Trace
 
 IOREGSEL, IOWIN, IOEOI = 0x00, 0x10, 0x40
@@ -222,3 +223,29 @@ class IoApic:
     def remote_irr(self, pin: int) -> bool:
         """Remote IRR of ``pin``'s entry."""
         return bool(self.entries[pin] & RTE_REMOTE_IRR)
+
+    # -- fast-forward (gen2sim.ffplan) -------------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or a line change can change (see ``gen2sim.ffplan``)."""
+        return (self.ioapic_id, self.regsel, tuple(self.entries), tuple(self.levels), tuple(self._asserted),
+                self.deliveries)
+
+    def ff_plan(self, space: str, accesses: list[Access]) -> Plan | None:
+        """IOREGSEL writes and reads of IOREGSEL/IOWIN (constant registers); anything else refuses."""
+        if space != "mmio":
+            return None
+        regsel = self.regsel
+        reads: dict = {}
+        for i, acc in enumerate(accesses):
+            mask = (1 << (8 * acc.size)) - 1
+            if acc.op == "w":
+                if acc.key != IOREGSEL:
+                    return None
+                regsel = acc.value & 0xFF
+            elif acc.key == IOREGSEL:
+                reads[i] = regsel & mask
+            elif IOWIN <= acc.key < IOWIN + 4:
+                reads[i] = (self.read_register(regsel) >> (8 * (acc.key - IOWIN))) & mask
+            else:
+                return None
+        return Plan(None, reads)

@@ -43,7 +43,9 @@ from typing import Callable
 from specs import load_facts
 
 from ..clock import APIC_TIMER_HZ, TSC_HZ, VirtualClock, ps_for_ticks, ticks
+from ..clock import PS_PER_S
 from ..errors import GuestFault, ModelError
+from ..ffplan import Access, Counter, Plan, earliest
 from ..trace import Trace
 
 # Register offsets, LVT bits and MSR numbers: specs/x64.toml [apic] (Intel SDM vol. 3A ch. 11), the file the
@@ -633,3 +635,85 @@ class LocalApic:
             self._note("local APIC globally disabled", address=MSR_APIC_BASE, value=value)
         elif extd and not was_x2:
             self._note("local APIC switched to x2APIC mode", address=MSR_APIC_BASE, value=value)
+
+    # -- fast-forward (gen2sim.ffplan) ---------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
+        return (self.apic_base_msr, self.irr, self.isr, self.tmr, self._tpr, self.ldr, self.dfr, self.svr,
+                tuple(sorted(self.lvt.items())), self.esr, self._esr_pending, self.icr, self.timer_initial,
+                self.timer_divide, self.tsc_deadline, self._t_start, self._t_first, self._t_running, self.eoi_count)
+
+    def _ff_current_count(self) -> tuple[int | Counter, int | None] | None:
+        """The current-count register as a counter until its next expiry (or reload), or a constant 0."""
+        if not self._t_running or self.timer_mode == TIMER_TSC_DEADLINE:
+            return 0, None
+        div = divide_value(self.timer_divide)
+        if PS_PER_S % APIC_TIMER_HZ or APIC_TIMER_HZ % div:
+            return None  # the count would not be an exact Counter
+        ps_per_tick = PS_PER_S // APIC_TIMER_HZ
+        e = (self._bus_ticks() - self._t_start) // div
+        if e < self._t_first:
+            begin, count = self._t_start, self._t_first
+        elif self.timer_mode == TIMER_PERIODIC and self.timer_initial:
+            k = (e - self._t_first) // self.timer_initial
+            begin, count = self._t_start + (self._t_first + k * self.timer_initial) * div, self.timer_initial
+        else:
+            return 0, None  # an expired one-shot count stays 0
+        # current = count - (bus ticks since begin) // div, exact as a counter at APIC_TIMER_HZ / div.
+        counter = Counter(APIC_TIMER_HZ // div, t0=begin * ps_per_tick, base=count, sign=-1, mask=0xFFFF_FFFF)
+        return counter, (begin + count * div) * ps_per_tick
+
+    def _ff_register(self, reg: int) -> tuple[int | Counter, int | None] | None:
+        if reg == REG_TIMER_CURRENT:
+            return self._ff_current_count()
+        value = self._read_register(reg)
+        return None if value is None else (value, None)
+
+    def ff_plan(self, space: str, accesses: list[Access]) -> Plan | None:
+        """Reads of the register file (xAPIC page or x2APIC MSRs); the current count is a counter.  Writes and
+        reads that note an error (reserved registers, the wrong mode) refuse."""
+        until = None
+        reads: dict = {}
+        for i, acc in enumerate(accesses):
+            if acc.op != "r":
+                return None
+            if space == "mmio":
+                reg, sub = acc.key & 0xFF0, acc.key & 0xF
+                if not self.mmio_enabled or acc.key >= 0x400 or reg == REG_SELF_IPI:
+                    return None
+                answer = self._ff_register(reg)
+                if answer is None:
+                    return None
+                value, reg_until = answer
+                mask = (1 << (8 * acc.size)) - 1
+                if sub >= 4:
+                    value = 0
+                elif isinstance(value, Counter):
+                    value = Counter(value.hz, value.t0, value.base, value.sign, 8 * sub, (value.mask >> (8 * sub)) & mask)
+                else:
+                    value = (value >> (8 * sub)) & mask
+            elif space == "msr":
+                if acc.key == MSR_APIC_BASE:
+                    value, reg_until = self.apic_base_msr, None
+                elif acc.key == MSR_TSC_DEADLINE:
+                    if self.timer_mode == TIMER_TSC_DEADLINE:
+                        return None  # the read retires a passed deadline
+                    value, reg_until = 0, None
+                elif self.x2apic and X2APIC_MSR_FIRST <= acc.key <= X2APIC_MSR_LAST:
+                    reg = (acc.key - X2APIC_MSR_FIRST) << 4
+                    if reg not in _X2APIC_READABLE:
+                        return None
+                    if reg == REG_ICR_LO:
+                        value, reg_until = self.icr & 0xFFFF_FFFF_FFFF_EFFF, None
+                    else:
+                        answer = self._ff_register(reg)
+                        if answer is None:
+                            return None
+                        value, reg_until = answer
+                else:
+                    return None
+            else:
+                return None
+            reads[i] = value
+            until = earliest(until, reg_until)
+        return Plan(until, reads)

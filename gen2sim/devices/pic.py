@@ -234,3 +234,14 @@ class Pic8259(ByteIoDevice):
         """(master IMR, slave IMR)."""
         return self.master.imr, self.slave.imr
 
+
+    # -- fast-forward (gen2sim.ffplan) ------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or an IRQ line can change (see ``gen2sim.ffplan``)."""
+        return tuple(tuple(sorted(vars(chip).items())) for chip in (self.master, self.slave))
+
+    def ff_peek_byte(self, port: int) -> int | None:
+        """IMR, ELCR, IRR/ISR are constant between line changes; a poll-mode read acknowledges, so it refuses."""
+        if port not in (0x4D0, 0x4D1) and port == self._chip(port).command_port and self._chip(port).poll:
+            return None
+        return self.read_byte(port)  # no side effects outside poll mode

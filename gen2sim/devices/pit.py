@@ -367,3 +367,13 @@ class Pit8254(ByteIoDevice):
             self.irq(0, False)
         self._drive_irq0(True)
         self._reschedule()
+
+    # -- fast-forward (gen2sim.ffplan) ------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
+        channels = tuple(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in vars(ch).items()))
+                         for ch in self.channels)
+        return (channels, self.port_b, self._out0, self.irq0_edges)
+
+    # ff_peek_byte stays the refusing default: counts, latches and port B's toggling bits move with time or
+    # with every read.

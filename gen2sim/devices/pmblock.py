@@ -38,6 +38,7 @@ from typing import Callable
 from ..bus import ByteIoDevice
 from ..clock import PM_TIMER_HZ, PS_PER_US, VirtualClock, ps_for_ticks, ticks
 from ..errors import MachineReset
+from ..ffplan import Access, Counter, Plan, earliest
 from ..trace import Trace
 
 PM1_STS, PM1_EN, PM1_CNT, PM_TMR, GPE0_STS, GPE0_EN = 0x0, 0x2, 0x4, 0x8, 0xC, 0xE
@@ -264,3 +265,53 @@ class PmBlock(ByteIoDevice):
     def sci_level(self) -> bool:
         """Whether the SCI line is asserted."""
         return self._sci_level
+
+    # -- fast-forward (gen2sim.ffplan) -------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
+        return (self.pm1_sts, self.pm1_en, self.pm1_cnt, self.gpe0_sts, self.gpe0_en, self.smi_cmd,
+                self._toggle_mark, self._sci_level)
+
+    def _ff_read(self, port: int, size: int) -> tuple[int | Counter, int | None] | None:
+        """(value or counter, until) of a read repeated from the present state; ``None`` if it changes state."""
+        offsets = [p - self.base for p in range(port, port + size)]
+        if port == self.smi_cmd_port and size == 1:
+            return self.smi_cmd, None
+        if not all(0 <= off < 0x10 for off in offsets):
+            return None
+        timer = [PM_TMR <= off < PM_TMR + 4 for off in offsets]
+        if all(timer):
+            shift = 8 * (offsets[0] - PM_TMR)
+            counter = Counter(PM_TIMER_HZ, shift=shift,
+                              mask=(((1 << self.timer_bits) - 1) >> shift) & ((1 << (8 * size)) - 1))
+            return counter, None  # the engine bounds a counter by its own wrap
+        if any(timer):
+            return None
+        until = None
+        if any(off & ~1 == PM1_STS for off in offsets):
+            # Reading PM1_STS folds timer carries into TMR_STS: steady until the next carry.
+            if self._toggles() != self._toggle_mark:
+                return None
+            until = ps_for_ticks((self._toggles() + 1) << (self.timer_bits - 1), PM_TIMER_HZ)
+        value = 0
+        for i, p in enumerate(range(port, port + size)):
+            off = p - self.base
+            reg, shift = off & ~1, 8 * (off & 1)
+            regs = {PM1_STS: self.pm1_sts, PM1_EN: self.pm1_en, PM1_CNT: self.pm1_cnt, GPE0_STS: self.gpe0_sts,
+                    GPE0_EN: self.gpe0_en}
+            value |= ((regs.get(reg, 0) >> shift) & 0xFF) << (8 * i)
+        return value, until
+
+    def ff_plan(self, space: str, accesses: list[Access]) -> Plan | None:
+        """Reads only: the PM timer as a counter, the other registers as constants (PM1_STS until a carry)."""
+        until = None
+        reads: dict = {}
+        for i, acc in enumerate(accesses):
+            if space != "io" or acc.op != "r":
+                return None
+            answer = self._ff_read(acc.key, acc.size)
+            if answer is None:
+                return None
+            reads[i], reg_until = answer
+            until = earliest(until, reg_until)
+        return Plan(until, reads)

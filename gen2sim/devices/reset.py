@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..clock import VirtualClock
 from ..errors import MachineReset
+from ..ffplan import Access, Plan, plan_reads
 from ..trace import Trace
 
 
@@ -42,3 +43,13 @@ class ResetRegister:
             value=value,
             detail="reset register written with a value other than RESET_VALUE; ignored",
         )
+
+    @staticmethod
+    def ff_state() -> tuple:
+        """No state (see ``gen2sim.ffplan``)."""
+        return ()
+
+    @staticmethod
+    def ff_plan(space: str, accesses: list[Access]) -> Plan | None:
+        """Reads are 0 forever; writes refuse (they reset the machine or leave a note)."""
+        return plan_reads(accesses, lambda acc: 0) if space == "io" else None

@@ -38,6 +38,7 @@ from typing import Callable
 
 from ..bus import ByteIoDevice
 from ..clock import PS_PER_S, PS_PER_US, VirtualClock, ps_for_ticks, ticks
+from ..ffplan import Access, Plan, earliest
 from ..trace import Trace
 
 #: The instant virtual time 0 corresponds to.
@@ -361,3 +362,63 @@ class Rtc(ByteIoDevice):
         self._sync_flags()
         self._update_irq()
         self._reschedule()
+
+    # -- fast-forward (gen2sim.ffplan) -------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
+        frozen = tuple(sorted(self._frozen.items())) if self._frozen is not None else None
+        return (self.index, self.nmi_masked, bytes(self.ram), self._offset, frozen, self._flags, self._pf_mark,
+                self._upd_mark, self._irq_level)
+
+    def _next_second(self) -> int:
+        return (self._updates() + 1) * PS_PER_S
+
+    def _peek_register(self, reg: int) -> tuple[int, int | None] | None:
+        """(value, until) of a read of ``reg`` repeated from the present state, or ``None`` when the read would
+        change the state (register C with flags or marks to fold in)."""
+        now = self.clock.now
+        if reg in _TIME_REGS:
+            return self._encode(reg, self._current_fields()[reg]), (None if self._frozen is not None
+                                                                    else self._next_second())
+        if reg == REG_A:
+            value = (self.ram[REG_A] & 0x7F) | (A_UIP if self._uip() else 0)
+            if not self.legacy_interrupts or self.ram[REG_B] & B_SET:
+                return value, None
+            second = now - now % PS_PER_S
+            rise = second + PS_PER_S - UIP_LEAD_PS
+            return value, (rise if now < rise else second + PS_PER_S)
+        if reg == REG_C:
+            if not self.legacy_interrupts:
+                return 0, None
+            hz = periodic_hz(self.ram[REG_A] & 0x0F)
+            # Steady only when nothing is left to fold in: the read then returns 0 and changes nothing.
+            if self._flags or (hz and self._periodic_ticks() != self._pf_mark) or self._updates() != self._upd_mark:
+                return None
+            tick = ps_for_ticks(ticks(now, hz) + 1, hz) if hz else None
+            return 0, earliest(tick, self._next_second())  # the update mark moves every second, SET or not
+        if reg == REG_D:
+            return D_VRT, None
+        return self.ram[reg], None
+
+    def ff_plan(self, space: str, accesses: list[Access]) -> Plan | None:
+        """Byte accesses to 0x70/0x71: index writes, register reads (UIP and flag edges bound ``until``)."""
+        index, nmi = self.index, self.nmi_masked
+        until = None
+        reads: dict = {}
+        for i, acc in enumerate(accesses):
+            if space != "io" or acc.size != 1:
+                return None
+            if acc.op == "w":
+                if acc.key != 0x70:
+                    return None  # register writes have side effects
+                index, nmi = acc.value & 0x7F, bool(acc.value & 0x80)
+                continue
+            if acc.key == 0x70:
+                reads[i] = index | (0x80 if nmi else 0)
+                continue
+            peek = self._peek_register(index)
+            if peek is None:
+                return None
+            reads[i], reg_until = peek
+            until = earliest(until, reg_until)
+        return Plan(until, reads)

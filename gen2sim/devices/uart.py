@@ -134,3 +134,19 @@ class Uart16550(ByteIoDevice):
             if level:
                 self.trace.record("interrupt", device=self.name, address=self.irq_line, value=1, detail="THR empty")
             self.irq(self.irq_line, level)
+
+    # -- fast-forward (gen2sim.ffplan) ------------------------------------------------------------------
+    def ff_state(self) -> tuple:
+        """Everything an access can change (see ``gen2sim.ffplan``)."""
+        return (len(self.output), self.divisor, self.ier, self.lcr, self.mcr, self.scr, self.fifo_enabled,
+                tuple(self._rx), self._thre_pending, self._irq_level)
+
+    def ff_peek_byte(self, port: int) -> int | None:
+        """Registers are constant; a read that pops received data or acknowledges THR-empty refuses."""
+        reg = port - self.base
+        dlab = self.lcr & LCR_DLAB
+        if reg == RBR_THR and not dlab and self._rx:
+            return None
+        if reg == IIR_FCR and self._thre_pending and self.ier & IER_ETBEI:
+            return None
+        return self.read_byte(port)  # no side effects in the remaining cases
