@@ -70,6 +70,7 @@ class Function:
     end_offset: int
     static: bool
     exported: bool = False
+    language: str = "c"      # "asm": found in an assembled object, no byte extents
 
 
 @dataclass
@@ -297,6 +298,53 @@ def _parse_plans(sources: list[Source], folder: Path, pool: ThreadPoolExecutor, 
         for plan in members:
             plan.pch = future
     return plans
+
+
+def _scan_asm(source: Source, workdir: Path, c_names: list[str]):
+    """The scan of one assembly file, or the reason it could not be read (a string: not a refusal, the C
+    analysis stands; the file is listed as not analysed)."""
+    from . import asmscan
+    try:
+        return asmscan.scan_asm(source, workdir, known_functions=c_names)
+    except asmscan.AsmScanError as exc:
+        return f"assembly that could not be assembled and read: {exc}"
+
+
+def _add_asm(scan, rel: str, functions: list[Function], calls: list[Call], points: list[TouchPoint]) -> None:
+    """Functions, call edges and port/MSR touch points of one scanned assembly file, in the model's terms.
+
+    Assembly functions have no byte extents (``language`` "asm"): no role can rewrite them. Lines are the
+    function's definition line (the object has no per-instruction lines).
+    """
+    for fn in scan.functions:
+        if fn.alias_of:
+            continue
+        functions.append(Function(fn.name, rel, fn.line, fn.line, 0, 0, not fn.is_global, language="asm"))
+    for call in scan.calls:
+        calls.append(Call(call.caller, call.callee, rel, call.line, call.kind))
+    selected: dict[str, int | None] = {}     # the CMOS index each function selected last (offset order)
+    for port in sorted(scan.ports, key=lambda p: (p.section, p.offset)):
+        where = f"in assembly: `{port.text}`"
+        if port.port is None:
+            points.append(TouchPoint("port-unknown", f"{port.access} port ({port.note}) {where}", rel, port.line,
+                                     0, port.function, port.access))
+            continue
+        known = tp.port_class(port.port)
+        cls = known[0] if known else "port-unknown"
+        number = None
+        if port.port == tp.CMOS_ADDRESS_PORT and port.access == "write":
+            number = selected[port.function] = port.value
+        elif port.port == tp.CMOS_DATA_PORT:
+            number = selected.get(port.function)
+        detail = f"{port.access} port 0x{port.port:X} ({port.width}-byte) {where}"
+        if number is not None:
+            detail += f" selects {tp.cmos_register(number)}"
+        points.append(TouchPoint(cls, detail, rel, port.line, 0, port.function, port.access, port.port, number,
+                                 legacy_read=port.access == "read" and cls in tp.LEGACY_PORT_CLASSES))
+    for msr in scan.msrs:
+        text = "?" if msr.msr is None else f"0x{msr.msr:X}"
+        points.append(TouchPoint("msr", f"{msr.access} MSR {text} in assembly: `{msr.text}`", rel, msr.line, 0,
+                                 msr.function, msr.access, None, msr.msr))
 
 
 # ---- AST walking ------------------------------------------------------------------------------------------------
@@ -678,6 +726,19 @@ def analyze(unit: BuildUnit, target_name: str = DEFAULT_TARGET, keep_going: bool
         points += walker.points
         copies += walker.copies
         refs += walker.refs
+    asm_notes: list[dict] = []
+    if not errors:
+        # Assembly: assembled exactly as the build does and read from the object (generator.asmscan); the C
+        # names are known by now, so a handler address taken in assembly counts as a call edge.
+        c_names = sorted({f.name for f in functions})
+        scans = pool.map(lambda s: _scan_asm(s, Path(tmp.name) / "asm", c_names), unit.asm_sources)
+        for source, scan in zip(unit.asm_sources, scans):
+            rel = unit.relative(source.path)
+            if isinstance(scan, str):
+                asm_notes.append({"file": rel, "reason": scan})
+                continue
+            files.append(rel)
+            _add_asm(scan, rel, functions, calls, points)
     pool.shutdown(wait=True, cancel_futures=True)
     tmp.cleanup()
     if errors:
@@ -724,8 +785,7 @@ def analyze(unit: BuildUnit, target_name: str = DEFAULT_TARGET, keep_going: bool
     points.sort(key=lambda p: (_class_key(p.cls), p.file, p.line, p.column, p.detail))
     calls.sort(key=lambda c: (c.file, c.line, c.caller, c.callee, c.kind))
     model = Model(unit.name, target.name, files, by_name, calls, exports, points, [])
-    model.not_analysed = [{"file": unit.relative(s.path), "reason": "assembly: libclang reads C only"}
-                          for s in unit.asm_sources]
+    model.not_analysed = asm_notes
     model.known_diagnostics = [{"where": f"{w}:{line}", "message": m, "why": seen_known[(w, line, m)]}
                                for (w, line, m) in sorted(seen_known)]
     model.lints = _lints(model, edges)
@@ -753,7 +813,9 @@ def write_json(model: Model, out: str | Path) -> None:
 
 def report(model: Model) -> str:
     """The human-readable report: touch points grouped by class, then lints, then totals and timing."""
-    lines = [f"gen2hal analyze: unit {model.profile}, target {model.target}: {len(model.files)} C files analysed, "
+    n_asm = sum(1 for f in model.files if f.endswith((".S", ".s", ".asm")))
+    lines = [f"gen2hal analyze: unit {model.profile}, target {model.target}: {len(model.files) - n_asm} C files "
+             f"(libclang) and {n_asm} assembly files (assembled, read from the object) analysed, "
              f"{len(model.functions)} functions, {len(model.exports)} exports defined"]
     for item in model.not_analysed:
         lines.append(f"  not analysed: {item['file']} ({item['reason']})")
