@@ -79,7 +79,7 @@ def _cmd_bench_analyze(args: argparse.Namespace) -> int:
         return 2
     opened = time.perf_counter() - started
     print(f"bench-analyze: unit {unit.name} from {unit.origin or args.src}: {len(unit.c_sources)} C files, "
-          f"{len(unit.asm_sources)} assembly files not analysed; reading the unit {opened:.3f} s "
+          f"{len(unit.asm_sources)} assembly files (assembled and read); reading the unit {opened:.3f} s "
           f"(build-time headers cached)")
     modes = [("precompiled preamble + token scan", True, False)]
     if args.compare:

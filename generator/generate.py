@@ -38,6 +38,7 @@ from pathlib import Path
 from specs import SpecError, load_target, target_names
 
 from . import __version__, render, rules
+from .overlay import replace_folder
 
 TOOL = "gen2hal generate"
 REPO = Path(__file__).resolve().parent.parent
@@ -600,14 +601,7 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
         (tmp / "analysis.json").write_bytes(analysis_json.encode("utf-8"))
         (tmp / "manifest.json").write_bytes((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rmdir(old)
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

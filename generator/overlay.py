@@ -35,15 +35,21 @@ def overlay_tree(top: Path, hal_rel: str, variant: Path, dest: Path) -> Path:
             if depth < len(parts) - 1:
                 here.mkdir()
         shutil.copytree(variant, here, symlinks=False)
-        old = None
-        if dest.exists() or dest.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.rmdir(old)
-            os.rename(dest, old)
-        os.rename(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def replace_folder(new: Path, dest: Path) -> None:
+    """Put the finished folder ``new`` (a sibling of ``dest``) in ``dest``'s place with renames only, so
+    ``dest`` is never seen half-written; an earlier ``dest`` is moved aside first and removed after."""
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.rmdir(old)
+        os.rename(dest, old)
+    os.rename(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

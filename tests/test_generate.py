@@ -117,7 +117,7 @@ def test_bad_input(tmp_path, hal_src_copy):
     not_c = tmp_path / "notc"
     not_c.mkdir()
     (not_c / "README.txt").write_text("no C here\n")
-    _refused(gen(str(not_c), "--out", str(out)), out, "no C files")
+    _refused(gen(str(not_c), "--out", str(out)), out, "not a build description")
     _refused(gen(str(hal_src_copy), "--out", str(out), "--features", "apic-only,warp-drive"), out,
              "unknown feature")
     _refused(gen(str(hal_src_copy), "--out", str(out), "--profile", "linux"), out, "unknown profile")
