@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,19 +20,26 @@ def _features(text: str | None) -> tuple[str, ...]:
     return tuple(sorted({f.strip() for f in text.split(",") if f.strip()})) if text else ()
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dll", metavar="HAL.DLL", help="the hal.dll to boot")
-    p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI the HAL is built for")
+def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument("dll", metavar="HAL.DLL", nargs="*", help="the hal.dlls to boot (each with the options)")
+        p.add_argument("--target", choices=target_names(), help="kernel ABI the HALs are built for")
+    else:
+        p.add_argument("dll", metavar="HAL.DLL", help="the hal.dll to boot")
+        p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI the HAL is built for")
     p.add_argument("--platform", default="gen2", choices=("gen1", "gen2"), help="machine platform (default gen2)")
     p.add_argument("--hv-clear", metavar="F,...", help="Hyper-V features to clear (names from specs/hyperv.toml)")
     p.add_argument("--seconds", type=float, default=1.0, help="virtual seconds of idle with interrupts on")
     p.add_argument("--madt-pcat", choices=("on", "off"), help="force the MADT PC-AT compatibility flag")
     p.add_argument("--acpi", metavar="DIR", help="use raw ACPI tables dumped into DIR instead of the platform's")
+    p.add_argument("--no-fast-forward", action="store_true",
+                   help="run polling loops step by step (same result, slower; also GEN2SIM_NO_FASTFORWARD=1)")
 
 
 def _check(args) -> str | None:
-    if not Path(args.dll).is_file():
-        return f"{args.dll}: no such file"
+    for dll in args.dll if isinstance(args.dll, list) else [args.dll]:
+        if not Path(dll).is_file():
+            return f"{dll}: no such file"
     if args.acpi and not Path(args.acpi).is_dir():
         return f"{args.acpi}: not a directory"
     if args.seconds <= 0 or args.seconds > 3600:
@@ -44,7 +52,7 @@ def _boot(args):
 
     madt = None if args.madt_pcat is None else args.madt_pcat == "on"
     return boot(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear), seconds=args.seconds,
-                madt_pcat=madt, acpi_dir=args.acpi)
+                madt_pcat=madt, acpi_dir=args.acpi, fast_forward=False if args.no_fast_forward else None)
 
 
 def cmd_boot(args) -> int:
@@ -72,22 +80,38 @@ def cmd_boot(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    """``gen2hal bench``: guest instructions per second, wall time of a boot, exits by class."""
-    from .bench import bench
+    """``gen2hal bench``: per boot wall seconds, guest instructions (per second), exits per second and the
+    fast-forward ratio; exit 0, 1 when ``--check`` found a result that differs step by step, 2 bad usage."""
+    from . import report
+    from .bench import BootSpec, bench_many, run_suite, table
 
-    problem = _check(args)
-    if problem:
-        print(f"gen2hal bench: {problem}", file=sys.stderr)
+    if args.suite == bool(args.dll):
+        print("gen2hal bench: give HAL.DLL... (with --target) or --suite, not both", file=sys.stderr)
         return 2
-    madt = None if args.madt_pcat is None else args.madt_pcat == "on"
+    if args.repeat < 1:
+        print("gen2hal bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    fast = not args.no_fast_forward
     try:
-        figures = bench(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear),
-                        seconds=args.seconds, madt_pcat=madt, acpi_dir=args.acpi, repeat=args.repeat)
+        if args.suite:
+            rows = run_suite(args.build, repeat=args.repeat, fast_forward=fast, check=args.check)
+        else:
+            problem = _check(args) or (None if args.target else "--target is required with HAL.DLL")
+            if problem:
+                print(f"gen2hal bench: {problem}", file=sys.stderr)
+                return 2
+            madt = None if args.madt_pcat is None else args.madt_pcat == "on"
+            specs = [BootSpec(dll, args.target, args.platform, _features(args.hv_clear), args.acpi, args.seconds,
+                              madt) for dll in args.dll]
+            rows = bench_many(specs, repeat=args.repeat, fast_forward=fast, check=args.check)
     except (SpecError, ModelError) as exc:
         print(f"gen2hal bench: {exc}", file=sys.stderr)
         return 2
-    print(figures["text"])
-    return 0
+    print(table(rows))
+    if args.json:
+        data = [r.as_dict() for r in rows]
+        report._atomic_write(args.json, lambda fh: fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+    return 1 if any(r.same_result is False for r in rows) else 0
 
 
 def cmd_compare(args) -> int:
@@ -123,11 +147,21 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
     p.add_argument("--trace", metavar="OUT.jsonl", help="write every intercepted operation as JSON lines")
     p.set_defaults(func=cmd_boot)
-    p = subparsers.add_parser("bench", help="measure the model's speed booting a hal.dll",
-                              description="Boot HAL.DLL and print guest instructions per second, the wall time of "
-                                          "the boot and exits by class.")
-    _common(p)
-    p.add_argument("--repeat", type=int, default=1, help="boots to time (the best is reported)")
+    p = subparsers.add_parser("bench", help="measure the model's speed booting hal.dlls",
+                              description="Boot each HAL.DLL (all with the same options), or the standard suite "
+                                          "(--suite: per target the reference on gen1, the variant with "
+                                          "frequency-msrs cleared, the variant hanging on a dead PM timer port), "
+                                          "and print per boot: wall seconds, guest instructions and instructions "
+                                          "per second, exits and exits per second, and the fast-forward figures "
+                                          "(loop iterations skipped, run step by step, their ratio). --check also "
+                                          "boots step by step and says whether the results are identical. Exit 0, "
+                                          "1 when --check found a difference, 2 bad usage.")
+    _common(p, many=True)
+    p.add_argument("--suite", action="store_true", help="the standard boots from the main job's build folder")
+    p.add_argument("--build", default="build", metavar="DIR", help="build folder for --suite (default build)")
+    p.add_argument("--repeat", type=int, default=1, help="boots to time each (the best is reported)")
+    p.add_argument("--check", action="store_true", help="also boot step by step; compare results and wall time")
+    p.add_argument("--json", metavar="OUT", help="also write the figures as JSON to OUT")
     p.set_defaults(func=cmd_bench)
     p = subparsers.add_parser(
         "compare", help="compare two boots: verdicts, first divergence, touches by device, figures",

@@ -410,7 +410,9 @@ class FastForward:
             return 0
         if self._prove(arm, it, reads, now, kmax):
             return kmax
-        lo, hi = 0, kmax  # lo proven (trivially), hi not
+        if not self._prove(arm, it, reads, now, MIN_SKIP):
+            return 0  # not even two iterations: state carried from one iteration to the next, most likely
+        lo, hi = MIN_SKIP, kmax  # lo proven, hi not
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self._prove(arm, it, reads, now, mid):

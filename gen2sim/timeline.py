@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 # Neither this module nor gen2sim.trace imports the CPU (Unicorn): the report reads results without the model.
-from .trace import EXIT_CLASS, EXIT_CLASSES, MAX_TEMPLATE, REPEAT, TraceFormatError, check_repeat, repeat_text
+from .trace import EXIT_CLASS, EXIT_CLASSES, MAX_TEMPLATE, REPEAT, TraceFormatError, check_repeat, repeat_bytes
 
 SUMMARY_VERSION = 1
 DEFAULT_BINS = 200
@@ -187,8 +187,8 @@ def read_trace(path: str | Path, expect_sha256: str | None = None) -> Iterator[d
             if rec.get("kind") == REPEAT:
                 try:
                     check_repeat(rec, recent, f"line {number}")
-                    for text in repeat_text(recent[-rec["records"]:], rec):
-                        digest.update(text.encode())
+                    for chunk in repeat_bytes(recent[-rec["records"]:], rec):
+                        digest.update(chunk)
                 except (TraceFormatError, ValueError) as exc:
                     raise TimelineError(f"line {number}", str(exc)) from None
             else:
