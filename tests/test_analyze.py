@@ -211,3 +211,18 @@ def test_cli_unknown_unit_or_target_exits_2(option, tmp_path):
     proc = run_cli("analyze", str(FIXTURE), *option)
     assert proc.returncode == 2
     assert option[1] in proc.stderr
+
+
+def test_bench_analyze_prints_both_paths_with_the_same_model():
+    proc = run_cli("bench-analyze", str(FIXTURE), "--runs", "1", "--compare")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "over 1 runs" in line]
+    assert len(lines) == 2 and "precompiled preamble" in lines[0] and "from scratch" in lines[1]
+    # Both paths report the same model size (the fast path is an optimisation, not an approximation).
+    assert lines[0].split(";")[1] == lines[1].split(";")[1]
+
+
+def test_pch_and_token_scan_equal_the_reference_path_on_hal_src():
+    fast = unit_model(HAL_SRC)
+    slow = unit_model(HAL_SRC, use_pch=False, exhaustive=True)
+    assert json.dumps(fast.to_json(), sort_keys=True) == json.dumps(slow.to_json(), sort_keys=True)
