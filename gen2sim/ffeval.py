@@ -475,8 +475,9 @@ class Machine:
         return self.oracle(space, key, size, op, value, self.t)
 
     # ------------------------------------------------------------------ running
-    def run(self) -> Result:
-        """Evaluate the path; raises ``Unsupported`` or ``Diverges``."""
+    def run(self, loop: bool = True) -> Result:
+        """Evaluate the path; raises ``Unsupported`` or ``Diverges``.  With ``loop`` (the default) the live-in state
+        must also end as it began (see ``_check_invariant``); without, the path is only replayed."""
         block = -1
         for step in self.steps:
             if step.block != block:
@@ -499,7 +500,8 @@ class Machine:
                     raise Diverges(f"control leaves the path at {step.address:#x}")
             elif target is not None and target != fallthrough:
                 raise Diverges(f"control leaves the path at {step.address:#x}")
-        self._check_invariant()
+        if loop:
+            self._check_invariant()
         stores = {addr: byte for addr, byte in self.overlay.items() if type(byte) is int}
         return Result(self.regs, self.rflags_value(), stores, self.accesses, self.t)
 
