@@ -43,6 +43,7 @@ from .clock import COSTS, PS_PER_NS, TSC_HZ, REFERENCE_HZ
 from .errors import GuestFault, ModelError
 from .ffeval import Diverges, Iv, Machine, Step, Unsupported, decode_block, path_steps
 from .ffplan import Access, Counter, Plan, earliest, plan_reads
+from .trace import MAX_TEMPLATE
 
 #: Environment switch: any value but empty or "0" disables fast-forward.
 ENV_DISABLE = "GEN2SIM_NO_FASTFORWARD"
@@ -388,8 +389,8 @@ class FastForward:
     def _skip_count(self, arm: _Arm, it: _Iteration) -> int:
         cpu = self.cpu
         now, period = cpu.clock.now, it.period
-        if period <= 0 or period % PS_PER_NS:
-            return 0
+        if period <= 0 or period % PS_PER_NS or len(it.template) > MAX_TEMPLATE:
+            return 0  # the repeat record counts whole ns and refers to at most MAX_TEMPLATE records
         if cpu.lapic.pending_vector() is not None and cpu.uc.reg_read(X.UC_X86_REG_EFLAGS) & 0x200:
             return 0  # the core delivers an interrupt at this very block
         planned = self._read_values(it, now)
@@ -467,8 +468,11 @@ class FastForward:
         last = now + (count - 1) * period
         regs = [uc.reg_read(r) for r in _GPRS]
         rflags = uc.reg_read(X.UC_X86_REG_EFLAGS)
-        result = self._machine(it.steps, self._path_of(arm), regs, rflags,
-                               self._oracle(it, reads, last, last)).run()
+        try:
+            result = self._machine(it.steps, self._path_of(arm), regs, rflags,
+                                   self._oracle(it, reads, last, last)).run()
+        except (Diverges, Unsupported) as exc:
+            raise ModelError(f"fast-forward: the proven loop at {arm.head:#x} does not replay: {exc}") from None
         if any(type(v) is not int for v in result.regs) or result.rflags is None:
             raise ModelError("fast-forward: the last skipped iteration's state is not exact")
         counters = {}
