@@ -25,7 +25,7 @@ from .kernel import kernel_class
 from .loader import LoadError, load_image
 from .machine import LAPIC_GPA, Machine
 from .timeline import timeline_summary
-from .trace import EXIT_CLASSES, TRACE_FORMAT
+from .trace import EXIT_CLASSES, REPEAT, TRACE_FORMAT
 
 RTC_REGISTERS = {0x0: "seconds", 0x2: "minutes", 0x4: "hours", 0xA: "RTC register A", 0xB: "RTC register B",
                  0xC: "RTC register C", 0xD: "RTC register D"}
@@ -82,7 +82,21 @@ def _hang_polls(trace, since: int, rtc_selected: int | None = None) -> dict | No
     return out
 
 
-def _legacy_touches(trace) -> list[dict]:
+def _weighted(trace, first: int, last: int | None):
+    """``trace.weighted()`` over stored records ``first`` .. ``last`` only."""
+    records = trace.records
+    stop = len(records) if last is None else last
+    for i in range(first, stop):
+        rec = records[i]
+        if rec.get("kind") == REPEAT:
+            for r in records[max(first, i - rec["records"]):i]:
+                yield r, rec["count"]
+        else:
+            yield rec, 1
+
+
+def _legacy_touches(trace, first: int = 0, last: int | None = None) -> list[dict]:
+    """Touches of legacy PC hardware in trace records ``first`` .. ``last`` (by device and port)."""
     touches: dict[tuple, dict] = {}
     rtc_index = None
 
@@ -91,7 +105,7 @@ def _legacy_touches(trace) -> list[dict]:
                                                        "first_function": function})
         entry["count"] += weight
 
-    for rec, weight in trace.weighted():  # a fast-forwarded loop's iteration counts as often as it ran
+    for rec, weight in _weighted(trace, first, last):  # a fast-forwarded iteration counts as often as it ran
         kind = rec["kind"]
         if kind not in ("port_in", "port_out"):
             continue
@@ -115,6 +129,74 @@ def _stats(values: list[float]) -> dict | None:
     return {"mean": round(sum(values) / len(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
+#: FIRMWARE_REENTRY HalRebootRoutine (DDK): the kernel's shutdown asks the HAL to reboot.
+HAL_REBOOT_ROUTINE = 3
+#: Samples KiCalculateCpuFrequency takes at most, and the stall of each (ROS ke/amd64/krnlinit.c).
+FREQUENCY_SAMPLES = 10
+FREQUENCY_STALL_US = 5000
+
+
+def _sample_cpu_frequency(kernel, clock, call) -> int:
+    """The ReactOS kernel's KiCalculateCpuFrequency after phase 0: the TSC counted against the HAL's performance
+    counter across KeStallExecutionProcessor(5000), until two samples agree within 1 MHz (else their average);
+    the result goes to KPRCB.MHz."""
+    freq_va = kernel.mem.alloc(0x1000)
+    samples: list[int] = []
+    for _ in range(FREQUENCY_SAMPLES):
+        p0, t0 = call("KeQueryPerformanceCounter", [0]), clock.tsc()
+        call("KeStallExecutionProcessor", [FREQUENCY_STALL_US])
+        p1 = call("KeQueryPerformanceCounter", [freq_va])
+        t1 = clock.tsc()
+        freq, delta = kernel.mem.vu(freq_va, 8), (p1 - p0) & 0xFFFF_FFFF_FFFF_FFFF
+        mhz = ((t1 - t0) * freq + 500000) // (delta * 1000000) if delta else 0
+        samples.append(mhz)
+        if len(samples) > 1 and abs(samples[-1] - samples[-2]) <= 1:
+            break
+    else:
+        samples.append(sum(samples) // len(samples))
+    kernel._put_field(kernel.prcb, "kprcb", "MHz", samples[-1])
+    return samples[-1]
+
+
+def _phase1_calls(kernel, image, call, tgt) -> dict:
+    """Phase 1 after HalInitSystem(1): the boot time from the RTC, the processors, the HAL's resource report."""
+    out: dict = {}
+    if "HalQueryRealTimeClock" in image.exports:
+        fields = kernel.mem.alloc(0x1000)
+        ok = call("HalQueryRealTimeClock", [fields]) & 0xFF
+        y, mo, d, h, mi, s = (kernel.get(fields, "time_fields", n) for n in
+                              ("Year", "Month", "Day", "Hour", "Minute", "Second"))
+        out["HalQueryRealTimeClock"] = f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}" if ok else None
+    if "HalAllProcessorsStarted" in image.exports:
+        if not call("HalAllProcessorsStarted") & 0xFF:
+            raise RunStop({"verdict": "bugcheck", "bugcheck": {
+                "code": tgt.bugcheck.get("hal1_initialization_failed", 0x61), "params": [0, 0, 0, 0],
+                "reported_via": "scenario (HalAllProcessorsStarted FALSE)"}})
+        out["HalAllProcessorsStarted"] = True
+    if "HalReportResourceUsage" in image.exports:
+        call("HalReportResourceUsage")
+        out["HalReportResourceUsage"] = kernel.state.get("io", {}).get("hal_resources")
+    return out
+
+
+def _return_to_firmware(image, call, trace) -> dict | None:
+    """The orderly end: HalReturnToFirmware(HalRebootRoutine); a reset is the expected outcome, recorded."""
+    if "HalReturnToFirmware" not in image.exports:
+        return None
+    first = len(trace.records)
+    try:
+        call("HalReturnToFirmware", [HAL_REBOOT_ROUTINE], limit_ps=PS_PER_S // 2)
+        outcome = {"ended": "returned"}
+    except RunStop as stop:
+        v = stop.verdict
+        outcome = {"ended": v.get("verdict")}
+        detail = v.get("reset") or v.get("hang") or v.get("fault") or v.get("bugcheck")
+        if isinstance(detail, dict):
+            outcome.update({k: detail.get(k) for k in ("reason", "function", "kind", "code") if detail.get(k)})
+    outcome["touches"] = _legacy_touches(trace, first)
+    return outcome
+
+
 def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
          madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
          max_instructions: int = 2_000_000_000, fast_forward: bool | None = None) -> BootResult:
@@ -131,7 +213,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
     if fast_forward is not None:
         cpu.set_fast_forward(fast_forward)
     kernel = kernel_class(tgt.name)(tgt, mem, cpu, trace, clock, acpi_root_gpa=machine.acpi.root_gpa,
-                                    efi=platform == "gen2")
+                                    efi=platform == "gen2", acpi=machine.acpi)
     addrs = tgt.addresses
     # The loader's page tables for the HAL's VA window (top 4 MB) and the local APIC page it maps there.
     mem.tables.ensure_tables(0xFFFF_FFFF_FFC0_0000, 0x40_0000)
@@ -159,7 +241,6 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
     cpu.enable_paging(kernel.gdt_va, kernel.idt_va, kernel.pcr)
     cpu.set_reg(X.UC_X86_REG_RSP, kernel.stack_top)
     cpu.set_reg(X.UC_X86_REG_EFLAGS, 0x2)
-    machine.lapic.tpr = tgt.irql["high"] << 4  # the kernel calls phase 0 at HIGH_LEVEL
 
     # Per-tick exit accounting: exits between a clock interrupt's delivery and its IRETQ.
     tick_exits: list[int] = []
@@ -195,10 +276,29 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
 
     lb = kernel.loader_block
     figures: dict = {}
+    init_ps = 0
+
+    def step_state(step: str) -> None:
+        """The IRQL (CR8) and interrupt flag the target's kernel calls ``step`` with ([kernel.boot])."""
+        machine.lapic.tpr = kernel.boot_irql(step) << 4
+        flags = cpu.reg(X.UC_X86_REG_EFLAGS)
+        cpu.set_reg(X.UC_X86_REG_EFLAGS, (flags | 0x200) if kernel.boot_interrupts(step) else (flags & ~0x200))
+
+    def timed(name: str, args=()):
+        nonlocal init_ps
+        start = clock.now
+        try:
+            return call(name, args)
+        finally:
+            init_ps += clock.now - start
+
     try:
-        t0 = clock.now
-        call("HalInitializeProcessor", [0, lb])
-        if not call("HalInitSystem", [0, lb]) & 0xFF:
+        # Kernel phase 0: the PCR is set up, HalInitializeProcessor, then executive phase 0 (HalInitSystem(0)).
+        step_state("HalInitializeProcessor")
+        timed("HalInitializeProcessor", [0, lb])
+        kernel.phase = "phase0"
+        step_state("HalInitSystem0")
+        if not timed("HalInitSystem", [0, lb]) & 0xFF:
             raise RunStop({"verdict": "bugcheck", "bugcheck": {
                 "code": tgt.bugcheck.get("hal_initialization_failed", 0x5C), "params": [0, 0, 0, 0],
                 "reported_via": "scenario (HalInitSystem(0) FALSE)"}})
@@ -209,11 +309,21 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
                 "kind": "dispatch-slot-empty", "function": "HalInitSystem", "address": None, "slots": empty,
                 "detail": f"after HalInitSystem(0) these dispatch-table slots, which the {tgt.name} kernel has no "
                           f"default for, are empty: {', '.join(empty)}"}})
-        if not call("HalInitSystem", [1, lb]) & 0xFF:
+        kernel.run_deferred()
+        if kernel.kernel_data("boot").get("cpu_frequency_samples") and \
+                {"KeQueryPerformanceCounter", "KeStallExecutionProcessor"} <= set(image.exports):
+            figures["cpu_mhz"] = _sample_cpu_frequency(kernel, clock, call)
+        # Phase 1, in the kernel's phase-1 system thread.
+        kernel.phase = "phase1"
+        step_state("HalInitSystem1")
+        if not timed("HalInitSystem", [1, lb]) & 0xFF:
             raise RunStop({"verdict": "bugcheck", "bugcheck": {
                 "code": tgt.bugcheck.get("hal1_initialization_failed", 0x61), "params": [0, 0, 0, 0],
                 "reported_via": "scenario (HalInitSystem(1) FALSE)"}})
-        figures["hal_init_virtual_us"] = (clock.now - t0) // PS_PER_US
+        figures["hal_init_virtual_us"] = init_ps // PS_PER_US
+        figures["phase1_calls"] = _phase1_calls(kernel, image, call, tgt)
+        kernel.run_deferred()
+        kernel.phase = "running"
 
         # Through the dispatch tables, as the kernel and boot drivers call them (targets that describe them).
         calls, problems = kernel.dispatch_calls(call_at, {sig: entry for sig, entry in machine.acpi.tables.items()})
@@ -222,6 +332,16 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
             raise RunStop({"verdict": "fault", "fault": {
                 "kind": "dispatch-call-failed", "function": None, "address": None,
                 "detail": "; ".join(problems)}})
+        pnp_driver = kernel.hal_slot("hal_dispatch_table", "HalInitPnpDriver")
+        if pnp_driver:
+            from .kernel import pnp
+
+            kernel.set_irql(0)
+            status = call_at(pnp_driver, []) & 0xFFFFFFFF
+            figures["pnp"] = {"HalInitPnpDriver": status}
+            if status < 0x80000000:
+                figures["pnp"].update(pnp.start_hal_devices(kernel))
+            kernel.run_deferred()
 
         # Idle with interrupts on at PASSIVE_LEVEL.
         machine.lapic.tpr = 0
@@ -237,6 +357,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         while clock.now < idle_end:
             call("HalProcessorIdle", [], limit_ps=hang_ps)
             cpu.set_reg(X.UC_X86_REG_EFLAGS, cpu.reg(X.UC_X86_REG_EFLAGS) | 0x200)
+            kernel.run_deferred()
         if has_qpc:
             qpc_idle.append((clock.now, call("KeQueryPerformanceCounter", [freq_va])))
         figures["idle_ticks"] = len(kernel.ticks) - ticks_before
@@ -266,6 +387,8 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
                 taken.append((clock.now - start) / PS_PER_US)
             figures["stall"] = {"requested_us": STALL_US, "measured_us": [round(t, 3) for t in taken]}
         result["verdict"] = "booted"
+        figures["boot_records"] = len(trace.records)
+        figures["return_to_firmware"] = _return_to_firmware(image, call, trace)
     except RunStop as stop:
         result.update(stop.verdict)
     except ModelError as exc:
@@ -319,10 +442,12 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["exits_per_tick"] = round(sum(tick_exits) / len(tick_exits), 3) if tick_exits else None
     result["qpc"] = figures.get("qpc")
     result["stall"] = figures.get("stall")
-    result["legacy_touches"] = _legacy_touches(trace)
+    result["legacy_touches"] = _legacy_touches(trace, 0, figures.get("boot_records"))
     if kernel is not None and kernel.dispatch_state():
         result["dispatch"] = {"tables": kernel.dispatch_state(), "calls": figures.get("dispatch_calls")}
     result["debug_output"] = kernel.debug_output if kernel is not None else []
+    if kernel is not None:
+        result["kernel"] = _kernel_summary(kernel, figures)
     result["serial_output"] = machine.uart.text() if hasattr(machine.uart, "text") else ""
     result["virtual_time_us"] = clock.now // PS_PER_US
     result["guest_instructions"] = machine.cpu.instructions
@@ -331,6 +456,22 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["trace_sha256"] = trace.sha256()
     result["timeline"] = timeline_summary(trace.records, result["virtual_time_us"])
     return result
+
+
+def _kernel_summary(kernel, figures: dict) -> dict:
+    """The kernel's side of the boot: exports the HAL called (with counts), PCR/PRCB accesses outside the
+    description, the phase-1 and PnP results, display output, pool use."""
+    pcr = kernel.pcr_watch.summary()
+    pool_state = kernel.state.get("pool")
+    out = {"calls_reached": dict(sorted(kernel.reached.items())),
+           "pcr_undescribed": pcr, "pcr_undescribed_count": len(pcr),
+           "cpu_mhz": figures.get("cpu_mhz"), "phase1": figures.get("phase1_calls"), "pnp": figures.get("pnp"),
+           "return_to_firmware": figures.get("return_to_firmware"),
+           "display_output": kernel.display_output}
+    if pool_state is not None:
+        hal = [b for b in pool_state.live.values() if b.caller is not None]
+        out["pool"] = {"live": len(hal), "freed": len(pool_state.freed), "live_bytes": sum(b.size for b in hal)}
+    return out
 
 
 __all__ = ["boot", "BootResult", "SpecError", "LoadError"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 
-from .base import STATUS_NOT_IMPLEMENTED, MiniKernel
+from .base import MiniKernel
 
 STATUS_SUCCESS = 0
 #: HAL_QUERY_INFORMATION_CLASS HalProfileSourceInformation and KPROFILE_SOURCE ProfileTime (DDK values).
@@ -38,69 +38,6 @@ class Win7Kernel(MiniKernel):
     """NT 6.1: ``LOADER_PARAMETER_BLOCK`` starts with OsMajorVersion 6, OsMinorVersion 1, Size 0xF0."""
 
     os_version = (6, 1)
-
-    def _init_data(self) -> None:
-        super()._init_data()
-        self.default_slots: dict[int, str] = {}  # stub address -> "Table.Slot" of a kernel default
-        self.prcb_extra()
-        for section, table in self.target.dispatch_tables.items():
-            name = table.constants["data_import"]
-            va = self.data.get(name)
-            if va is None:
-                continue
-            size = int(table.constants["size"])
-            self.mem.vwrite(va, bytes(size))
-            self.mem.vput(va + table.offset("Version"), 4, int(table.constants["version"]))
-            for slot in table.slots(kernel_default=True):
-                label = f"{name}.{slot.name}"
-                stub = self._new_stub(f"{label} (kernel default)", self._default_slot(label))
-                self.default_slots[stub] = label
-                self.mem.vput(va + slot.offset, 8, stub)
-
-    def prcb_extra(self) -> None:
-        """6.1 PRCB fields beyond the generic set: processor group 0, index 0, APIC mask of one CPU."""
-        put = self._put_field
-        put(self.prcb, "kprcb", "LegacyNumber", 0)
-        put(self.prcb, "kprcb", "Group", 0)
-        put(self.prcb, "kprcb", "GroupIndex", 0)
-
-    def _default_slot(self, label: str):
-        def default():
-            self.call_record(label, self.args(4), "(kernel default) -> STATUS_NOT_IMPLEMENTED")
-            return STATUS_NOT_IMPLEMENTED
-        return default
-
-    # ------------------------------------------------------------------ dispatch tables
-    def _table(self, section: str):
-        table = self.target.dispatch_tables.get(section)
-        if table is None:
-            return None, None
-        return table, self.data.get(table.constants["data_import"])
-
-    def slot_value(self, section: str, slot: str) -> int:
-        """The pointer in ``slot`` of the table of ``section`` (0 when the table is not imported)."""
-        table, va = self._table(section)
-        return self.mem.vu(va + table.offset(slot), 8) if va else 0
-
-    def slot_owner(self, value: int) -> str:
-        """Who fills a slot: "empty", "kernel default" or "hal"."""
-        if value == 0:
-            return "empty"
-        return "kernel default" if value in self.default_slots else "hal"
-
-    def dispatch_state(self) -> dict:
-        """Per table: version now in memory and who fills each slot (for the result JSON)."""
-        out = {}
-        for section, table in self.target.dispatch_tables.items():
-            name = table.constants["data_import"]
-            va = self.data.get(name)
-            if va is None:
-                out[name] = {"imported": False}
-                continue
-            out[name] = {"imported": True,
-                         "version": self.mem.vu(va + table.offset("Version"), 4),
-                         "slots": {s.name: self.slot_owner(self.mem.vu(va + s.offset, 8)) for s in table.slots()}}
-        return out
 
     def empty_required_slots(self, imported_names) -> list[str]:
         """Slots without a kernel default that are still 0, as ``Table.Slot``.

@@ -65,7 +65,7 @@ def test_unimplemented_import_is_fault_naming_call(halbuild):
     r = boot(build.build_minihal(halbuild / "unimpl", "UNIMPL"), TARGET, "gen2").result
     assert r["verdict"] == "fault"
     assert r["fault"]["kind"] == "unimplemented-import"
-    assert "KeSetEvent" in r["fault"]["detail"]
+    assert "KeSaveStateForHibernate" in r["fault"]["detail"]
     assert r["fault"]["function"] == "HalInitSystem"
 
 
