@@ -15,7 +15,8 @@ from specs import TARGETS_DIR, read_name_list
 
 from .decl import EXPORTS, VARIABLES
 
-SUBSYSTEMS = ("ke", "kesync", "ex", "mm", "io", "ob", "rtl", "crt", "zw", "kd", "inbv", "po", "data", "etw", "whea")
+SUBSYSTEMS = ("ke", "kesync", "ex", "mm", "io", "ob", "rtl", "crt", "zw", "kd", "inbv", "po", "data", "etw", "whea",
+              "halstub")
 _LOADED = False
 
 

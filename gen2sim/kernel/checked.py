@@ -1,7 +1,9 @@
 """The model's checked kernel: the rules a checked (DBG) kernel or Driver Verifier enforces on a HAL's calls.
 
 Each rule (``specs/bugchecks.toml`` ``[[checked]]``, with its source) names the bug check it raises and what its
-parameters hold.  A call above a declaration's highest IRQL raises the declaration's rule when it has one; without
+parameters hold; a target lists the rules its kernel enforces (``[kernel.checked] rules``): Windows 7's is a kernel
+under Driver Verifier with DDI compliance checking, ReactOS's a checked (DBG) build, whose kernel routines do not
+check the DDI rules (its KeReleaseSpinLock lowers to any IRQL).  A call above a declaration's highest IRQL raises the declaration's rule when it has one; without
 a documented rule the call ends the run as a checked kernel's failed assertion would (``fault`` kind
 ``checked-assert``: an ASSERT breaks into the debugger, there is no bug-check code to report).
 """
@@ -55,12 +57,20 @@ def rules() -> dict[str, Rule]:
     return _RULES
 
 
+def enabled(k, rule: str) -> bool:
+    """Whether the target's kernel enforces ``rule`` (``[kernel.checked] rules``; every rule when not given)."""
+    names = k.kernel_data("checked").get("rules")
+    return names is None or rule in names
+
+
 def violation(k, rule: str, params: list[int], detail: str) -> None:
-    """Raise the bug check of ``rule`` through the kernel's bug-check path; ``params`` are parameters 2-4 when the
-    rule fixes parameter 1, else all four."""
+    """Raise the bug check of ``rule`` through the kernel's bug-check path (when the target's kernel enforces the
+    rule; otherwise nothing happens); ``params`` are parameters 2-4 when the rule fixes parameter 1, else all four."""
     r = rules().get(rule)
     if r is None:
         raise SpecError(f"specs/bugchecks.toml: no [[checked]] rule {rule!r}")
+    if not enabled(k, rule):
+        return
     full = ([r.p1] + list(params)) if r.p1 is not None else list(params)
     full = (full + [0, 0, 0, 0])[:4]
     k.trace.record("note", device="kernel", detail=f"checked kernel: {rule}: {detail}")
@@ -81,7 +91,6 @@ def check_irql(k, exp) -> None:
     if now <= limit:
         return
     detail = f"{exp.name} called at IRQL {now}, above {exp.max_irql.upper()}_LEVEL ({limit})"
-    if exp.rule:
+    if exp.rule and enabled(k, exp.rule):
         violation(k, exp.rule, [0, 0, 0], detail)
-        return
     raise assertion(k, detail)

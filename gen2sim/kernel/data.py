@@ -3,8 +3,9 @@
 The dispatch tables are laid out from the description: the header sections ``[hal_dispatch_table]`` /
 ``[hal_private_dispatch_table]`` where the HAL's C side reads them (Windows 7), else ``[kernel.hal_dispatch_table]``
 / ``[kernel.hal_private_dispatch_table]`` (ReactOS).  The kernel writes the table's Version and points every slot it
-has a default for at a recorder stub ("kernel default": it records the call and answers STATUS_NOT_IMPLEMENTED,
-standing in for defaults whose behaviour the model does not reproduce); slots without a default start at 0.
+has a default for at that default: the kernel's routine when ``[kernel.dispatch_defaults]`` names it (declared in
+``halstub.py``), else a recorder stub ("kernel default": it records the call and answers STATUS_NOT_IMPLEMENTED,
+standing in for a default whose behaviour the model does not reproduce); slots without a default start at 0.
 """
 
 from __future__ import annotations
@@ -44,9 +45,15 @@ def _init_table(variable_name: str):
         k.mem.vwrite(va, bytes(int(table.constants["size"])))
         k.mem.vput(va + table.offset("Version"), 4, int(table.constants["version"]))
         defaults = k.state.setdefault("default_slots", {})
+        routines = k.kernel_data("dispatch_defaults")
         for slot in table.slots(kernel_default=True):
             label = f"{variable_name}.{slot.name}"
-            stub = k._new_stub(f"{label} (kernel default)", _default_slot(k, label))
+            routine = routines.get(label)
+            if routine is not None:
+                # The kernel's own routine, declared with its behaviour (halstub.py).
+                stub = k.import_address(routine) or k.unimplemented_stub(routine)
+            else:
+                stub = k._new_stub(f"{label} (kernel default)", _default_slot(k, label))
             defaults[stub] = label
             k.mem.vput(va + slot.offset, 8, stub)
     return init

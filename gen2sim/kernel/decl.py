@@ -33,7 +33,7 @@ SCALARS: dict[str, tuple[int, bool]] = {
     "ULONG": (4, False), "LONG": (4, True), "NTSTATUS": (4, True), "KPRIORITY": (4, True), "int": (4, True),
     "unsigned": (4, False), "ACCESS_MASK": (4, False), "POOL_TYPE": (4, False), "EVENT_TYPE": (4, False),
     "KWAIT_REASON": (4, False), "MEMORY_CACHING_TYPE": (4, False), "LOCK_OPERATION": (4, False),
-    "INTERFACE_TYPE": (4, False), "KEY_INFORMATION_CLASS": (4, False), "KEY_VALUE_INFORMATION_CLASS": (4, False),
+    "INTERFACE_TYPE": (4, True), "KEY_INFORMATION_CLASS": (4, False), "KEY_VALUE_INFORMATION_CLASS": (4, False),
     "CONFIGURATION_CLASS": (4, False), "CONFIGURATION_TYPE": (4, False), "DEVICE_TYPE": (4, False),
     "KPROFILE_SOURCE": (4, False), "MM_PAGE_PRIORITY": (4, False), "KINTERRUPT_MODE": (4, False),
     "WORK_QUEUE_TYPE": (4, False), "POWER_INFORMATION_LEVEL": (4, False), "TIMER_TYPE": (4, False),

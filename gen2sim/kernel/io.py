@@ -265,18 +265,18 @@ def IoReportHalResourceUsage(k, HalName, RawResourceList, TranslatedResourceList
 
 
 def resource_descriptor_count(data: bytes) -> int:
-    """Descriptors in a CM_RESOURCE_LIST (Count full descriptors, each a 0x14-byte header over partial lists of
-    0x14-byte descriptors: x64, pack(4))."""
+    """Partial descriptors in a CM_RESOURCE_LIST: Count, then full descriptors of InterfaceType, BusNumber and a
+    partial list (Version, Revision, Count) followed by its 0x14-byte descriptors (x64, pack(4): wdm.h)."""
     if len(data) < 4:
         return 0
     count = int.from_bytes(data[0:4], "little")
     pos, total = 4, 0
     for _ in range(count):
-        if pos + 0x14 > len(data):
+        if pos + 0x10 > len(data):
             break
-        n = int.from_bytes(data[pos + 0x10:pos + 0x14], "little")
+        n = int.from_bytes(data[pos + 0xC:pos + 0x10], "little")
         total += n
-        pos += 0x14 + 0x14 * n
+        pos += 0x10 + 0x14 * n
     return total
 
 
