@@ -136,8 +136,26 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_kernel_imports(args) -> int:
+    """``gen2hal kernel-imports``: every declared import of a target's kernel with prototype, status and counts."""
+    from specs import load_target
+
+    from . import report
+    from .kernel import catalog
+
+    try:
+        listing = catalog.listing(load_target(args.target))
+    except (SpecError, ModelError) as exc:
+        print(f"gen2hal kernel-imports: {exc}", file=sys.stderr)
+        return 2
+    print(catalog.text(listing))
+    if args.json:
+        report.write_json(listing, args.json)
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add ``boot``, ``bench`` and ``compare`` to the ``gen2hal`` command line."""
+    """Add ``boot``, ``bench``, ``compare`` and ``kernel-imports`` to the ``gen2hal`` command line."""
     p = subparsers.add_parser("boot", help="boot a hal.dll on the deterministic Gen1/Gen2 machine model",
                               description="Load HAL.DLL like a kernel loader, run HalInitializeProcessor, "
                                           "HalInitSystem(0/1), idle with the clock running, query the performance "
@@ -181,6 +199,15 @@ def register(subparsers) -> None:
     p.add_argument("--madt-pcat", choices=("on", "off"), help="force the MADT PC-AT flag, for DLL inputs")
     p.add_argument("--json", metavar="OUT", help="also write the comparison as JSON to OUT")
     p.set_defaults(func=cmd_compare)
+    p = subparsers.add_parser(
+        "kernel-imports", help="list the kernel exports the model declares for a target, with their status",
+        description="List every kernel export and variable the machine model declares for TARGET's kernel, and every "
+                    "name of the target's HAL import list (marked *), each with its C prototype and status: "
+                    "'behaviour' (modelled), 'fails' (declared: a HAL calling it stops with a verdict naming it) or "
+                    "'undeclared'; then the counts. Exit 0, 2 on a bad target.")
+    p.add_argument("--target", required=True, choices=target_names(), help="kernel ABI")
+    p.add_argument("--json", metavar="OUT", help="also write the listing as JSON to OUT")
+    p.set_defaults(func=cmd_kernel_imports)
 
 
 def main(argv: list[str] | None = None) -> int:
