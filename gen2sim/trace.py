@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections import Counter
 from itertools import chain
 from typing import Callable, Iterable, Iterator
@@ -194,20 +196,20 @@ class Trace:
 
     def sha256(self) -> str:
         """SHA-256 of the expanded JSON-lines trace: equal for equal runs, fast-forwarded or not."""
-        digest = hashlib.sha256()
-        batch: list[str] = []
-        for i, rec in enumerate(self.records):
-            if rec.get("kind") == REPEAT:
-                digest.update("".join(batch).encode())
-                batch.clear()
-                for chunk in repeat_bytes(self.records[i - rec["records"]:i], rec):
-                    digest.update(chunk)
-            else:
-                batch.append(canonical_line(rec) + "\n")
-                if len(batch) >= 4096:
+        with _Hasher() as digest:
+            batch: list[str] = []
+            for i, rec in enumerate(self.records):
+                if rec.get("kind") == REPEAT:
                     digest.update("".join(batch).encode())
                     batch.clear()
-        digest.update("".join(batch).encode())
+                    for chunk in repeat_bytes(self.records[i - rec["records"]:i], rec):
+                        digest.update(chunk)
+                else:
+                    batch.append(canonical_line(rec) + "\n")
+                    if len(batch) >= 4096:
+                        digest.update("".join(batch).encode())
+                        batch.clear()
+            digest.update("".join(batch).encode())
         return digest.hexdigest()
 
     def write(self, path) -> None:
@@ -215,6 +217,49 @@ class Trace:
         with open(path, "w", encoding="utf-8") as fh:
             for line in self.lines():
                 fh.write(line + "\n")
+
+
+class _Hasher:
+    """SHA-256 fed in order from this thread and computed in another: hashlib releases the GIL on large blocks, so
+    hashing overlaps with formatting the next lines.  Use as a context manager; ``hexdigest`` after it."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(8)
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._thread = threading.Thread(target=self._work, name="trace-sha256", daemon=True)
+
+    def _work(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            self._digest.update(block)
+
+    def __enter__(self) -> "_Hasher":
+        self._thread.start()
+        return self
+
+    def update(self, data: bytes) -> None:
+        """Hash ``data`` after everything given before."""
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.BLOCK:
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._size = [], 0
+
+    def __exit__(self, *exc) -> None:
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+        self._queue.put(None)
+        self._thread.join()
+
+    def hexdigest(self) -> str:
+        """The digest of everything given (once the ``with`` block is left)."""
+        return self._digest.hexdigest()
 
 
 def _last_offset(lo: int, hi: int, j: int, k: int) -> int:
