@@ -120,6 +120,10 @@ class Cpu:
         self._block_address = 0
         self._locate_cache: dict[int, str | None] = {}
         self.stub_ranges: list[tuple[int, int]] = []
+        #: Hooks added through ``uc.hook_add`` by other parts of the model: (type, begin, end) as Unicorn takes them.
+        self.foreign_hooks: list[tuple[int, int, int]] = []
+        self._own_hook_add = self.uc.hook_add
+        self.uc.hook_add = self._foreign_hook_add
         #: The polling-loop fast-forward engine (``gen2sim.fastforward``), or ``None`` when it is off.
         self.fastforward: FastForward | None = FastForward(self) if enabled_by_default() else None
         trace.locate = self._locate_now
@@ -135,12 +139,19 @@ class Cpu:
     # ------------------------------------------------------------------ setup
     def _install_hooks(self) -> None:
         uc = self.uc
-        uc.hook_add(UC_HOOK_BLOCK, self._on_block)
-        uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
-        uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
-        uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, X.UC_X86_INS_CPUID)
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        own = self._own_hook_add
+        own(UC_HOOK_BLOCK, self._on_block)
+        own(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
+        own(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
+        own(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, X.UC_X86_INS_CPUID)
+        own(UC_HOOK_INTR, self._on_intr)
+        own(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+
+    def _foreign_hook_add(self, htype, callback, user_data=None, begin=1, end=0, *rest):
+        """``uc.hook_add`` as other parts of the model call it: recorded, so fast-forward never skips code or
+        memory accesses a hook of theirs must see (a skipped iteration runs no hook)."""
+        self.foreign_hooks.append((htype, begin, end))
+        return self._own_hook_add(htype, callback, user_data, begin, end, *rest)
 
     def enable_paging(self, gdt_va: int, idt_va: int, gs_base: int) -> None:
         """Turn on long-mode paging with the model's tables, load GDT/IDT (selectors 0x10/0x18) and GS base."""
@@ -186,7 +197,7 @@ class Cpu:
                 if (a, key) in self._hooked:
                     continue
                 self._hooked.add((a, key))
-                self.uc.hook_add(UC_HOOK_CODE, handlers[key], None, a, a)
+                self._own_hook_add(UC_HOOK_CODE, handlers[key], None, a, a)
 
     def add_stub_range(self, start: int, size: int, handler: Callable[[int], None]) -> None:
         """Run ``handler(address)`` whenever guest code executes an instruction in ``[start, start + size)``."""
@@ -195,7 +206,7 @@ class Cpu:
                 handler(address)
             except BaseException as exc:  # noqa: BLE001 - anything here ends the run with a verdict or error
                 self._halt_with(exc)
-        self.uc.hook_add(UC_HOOK_CODE, hook, None, start, start + size - 1)
+        self._own_hook_add(UC_HOOK_CODE, hook, None, start, start + size - 1)
         self.stub_ranges.append((start, start + size))
 
     # ------------------------------------------------------------------ registers

@@ -36,6 +36,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_MEM_FETCH, UC_HOOK_MEM_READ,
+                     UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE)
 from unicorn import x86_const as X
 
 from .bus import AbsentDevice
@@ -228,16 +230,28 @@ class FastForward:
         self._apply(arm, it, count)
         self._arm = self._snapshot(arm.head, arm.head_size, arm.length)
 
+    def _hooked(self, kinds: int, *spans: tuple[int, int]) -> bool:
+        """Whether a hook of another part of the model (``cpu.foreign_hooks``) of ``kinds`` covers any address of
+        the inclusive ``spans`` (a hook whose begin exceeds its end covers everything, as in Unicorn)."""
+        for htype, begin, end in self.cpu.foreign_hooks:
+            if htype & kinds and (begin > end or any(lo <= end and begin <= hi for lo, hi in spans)):
+                return True
+        return False
+
     def _steps(self, path: tuple) -> list[Step] | str:
         cached = self._paths.get(path)
         if cached is not None:
             return cached
         cpu = self.cpu
         try:
+            if self._hooked(UC_HOOK_INSN):
+                raise Unsupported("an instruction hook of another part of the model")
             blocks = []
             for address, size in path:
                 if any(lo <= address < hi for lo, hi in cpu.stub_ranges):
                     raise Unsupported("kernel stub in the loop")
+                if self._hooked(UC_HOOK_CODE | UC_HOOK_BLOCK, (address, address + size - 1)):
+                    raise Unsupported("code another part of the model hooks")
                 key = (address, size)
                 if key not in self._decoded:
                     self._decoded[key] = decode_block(cpu.mem.vread(address, size), address)
@@ -253,12 +267,17 @@ class FastForward:
         cpu = self.cpu
         costs = [cpu._block_insns[key] * COSTS["instruction"] for key in path]
 
+        hooked = self._hooked
+        watch = UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE | UC_HOOK_MEM_FETCH | UC_HOOK_MEM_READ_AFTER
+
         class _Memory:
             @staticmethod
             def is_device(va: int, size: int) -> bool:
                 gpa = cpu.mem.translate(va)
                 if gpa is None:
                     raise Diverges(f"access to unmapped {va:#x}")
+                if hooked(watch, (va, va + size - 1), (gpa, gpa + size - 1)):
+                    raise Unsupported(f"memory at {va:#x} is watched by a hook")
                 return not cpu.mem.ram.contains(gpa, size)
 
             @staticmethod

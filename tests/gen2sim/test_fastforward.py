@@ -389,6 +389,35 @@ def test_dead_port_hang_is_certain_at_once_and_identical(variant_build, tmp_path
     assert expanded == slow_path.read_text()
 
 
+@pytest.mark.parametrize("kind", ["code", "memory"])
+def test_loops_another_hook_must_see_are_not_skipped(reference_build, monkeypatch, kind):
+    """A hook added through ``uc.hook_add`` by another part of the model runs for every instruction or access
+    it covers: a loop it would see runs step by step; one it would not see is still skipped."""
+    from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+
+    from gen2sim import scenario
+
+    hits = []
+
+    class Hooked(scenario.Machine):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            hits.append(0)
+            htype = UC_HOOK_CODE if kind == "code" else UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE
+
+            def hook(*_args):
+                hits[-1] += 1
+            self.cpu.uc.hook_add(htype, hook, None, 1, 0)  # everything
+
+    monkeypatch.setattr(scenario, "Machine", Hooked)
+    dll = reference_build["win7sp1-amd64"] / "hal.dll"
+    # On gen2 with the MADT's PC-AT flag the reference HAL polls RTC register A forever: a register-only loop.
+    fast, slow = _both(dll, "win7sp1-amd64", "gen2", madt_pcat=True, hang_limit_s=0.05)
+    assert fast.result == slow.result and hits[0] == hits[1] > 0
+    skipped = fast.machine.cpu.fastforward.stats.iterations_skipped
+    assert (skipped == 0) if kind == "code" else (skipped > 10_000)
+
+
 def test_switches_and_compact_trace_from_the_command_line(variant_build, reference_build, tmp_path, monkeypatch):
     # Calibration against TIME_REF_COUNT: a loop of MSR exits whose values follow a counter.
     dll = variant_build["win7sp1-amd64"] / "hal.dll"
