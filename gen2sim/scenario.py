@@ -82,11 +82,13 @@ def _hang_polls(trace, since: int, rtc_selected: int | None = None) -> dict | No
     return out
 
 
-def _weighted(trace, first: int, last: int | None):
-    """``trace.weighted()`` over stored records ``first`` .. ``last`` only."""
+def _weighted(trace, first: int, last: int | None, exclude=()):
+    """``trace.weighted()`` over stored records ``first`` .. ``last`` only, skipping the ``exclude`` ranges."""
     records = trace.records
     stop = len(records) if last is None else last
     for i in range(first, stop):
+        if any(a <= i < b for a, b in exclude):
+            continue
         rec = records[i]
         if rec.get("kind") == REPEAT:
             for r in records[max(first, i - rec["records"]):i]:
@@ -95,8 +97,9 @@ def _weighted(trace, first: int, last: int | None):
             yield rec, 1
 
 
-def _legacy_touches(trace, first: int = 0, last: int | None = None) -> list[dict]:
-    """Touches of legacy PC hardware in trace records ``first`` .. ``last`` (by device and port)."""
+def _legacy_touches(trace, first: int = 0, last: int | None = None, exclude=()) -> list[dict]:
+    """Touches of legacy PC hardware in trace records ``first`` .. ``last`` outside ``exclude`` (by device and
+    port)."""
     touches: dict[tuple, dict] = {}
     rtc_index = None
 
@@ -105,7 +108,7 @@ def _legacy_touches(trace, first: int = 0, last: int | None = None) -> list[dict
                                                        "first_function": function})
         entry["count"] += weight
 
-    for rec, weight in _weighted(trace, first, last):  # a fast-forwarded iteration counts as often as it ran
+    for rec, weight in _weighted(trace, first, last, exclude):  # a fast-forwarded iteration counts as often as it ran
         kind = rec["kind"]
         if kind not in ("port_in", "port_out"):
             continue
@@ -158,15 +161,20 @@ def _sample_cpu_frequency(kernel, clock, call) -> int:
     return samples[-1]
 
 
-def _phase1_calls(kernel, image, call, tgt) -> dict:
+def _phase1_calls(kernel, image, call, tgt, trace) -> dict:
     """Phase 1 after HalInitSystem(1): the boot time from the RTC, the processors, the HAL's resource report."""
     out: dict = {}
     if "HalQueryRealTimeClock" in image.exports:
+        # The boot time comes from the CMOS clock, which Generation 2 has too: its register reads are reported
+        # here, not as the HAL's legacy touches (``rtc_query_records`` leaves them out of those).
         fields = kernel.mem.alloc(0x1000)
+        first = len(trace.records)
         ok = call("HalQueryRealTimeClock", [fields]) & 0xFF
+        out["rtc_query_records"] = (first, len(trace.records))
         y, mo, d, h, mi, s = (kernel.get(fields, "time_fields", n) for n in
                               ("Year", "Month", "Day", "Hour", "Minute", "Second"))
         out["HalQueryRealTimeClock"] = f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}" if ok else None
+        out["HalQueryRealTimeClock_touches"] = _legacy_touches(trace, first, len(trace.records))
     if "HalAllProcessorsStarted" in image.exports:
         if not call("HalAllProcessorsStarted") & 0xFF:
             raise RunStop({"verdict": "bugcheck", "bugcheck": {
@@ -321,7 +329,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
                 "code": tgt.bugcheck.get("hal1_initialization_failed", 0x61), "params": [0, 0, 0, 0],
                 "reported_via": "scenario (HalInitSystem(1) FALSE)"}})
         figures["hal_init_virtual_us"] = init_ps // PS_PER_US
-        figures["phase1_calls"] = _phase1_calls(kernel, image, call, tgt)
+        figures["phase1_calls"] = _phase1_calls(kernel, image, call, tgt, trace)
         kernel.run_deferred()
         kernel.phase = "running"
 
@@ -442,7 +450,9 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["exits_per_tick"] = round(sum(tick_exits) / len(tick_exits), 3) if tick_exits else None
     result["qpc"] = figures.get("qpc")
     result["stall"] = figures.get("stall")
-    result["legacy_touches"] = _legacy_touches(trace, 0, figures.get("boot_records"))
+    rtc_query = (figures.get("phase1_calls") or {}).pop("rtc_query_records", None)
+    result["legacy_touches"] = _legacy_touches(trace, 0, figures.get("boot_records"),
+                                               [rtc_query] if rtc_query else ())
     if kernel is not None and kernel.dispatch_state():
         result["dispatch"] = {"tables": kernel.dispatch_state(), "calls": figures.get("dispatch_calls")}
     result["debug_output"] = kernel.debug_output if kernel is not None else []

@@ -70,14 +70,16 @@ def strncpy_s(k, Destination, SizeInBytes, Source, Count):
     if not Source:
         k.mem.vput(Destination, 1, 0)
         return EINVAL
-    limit = SizeInBytes - 1 if Count == _TRUNCATE else Count
-    src = k.mem.cstring(Source, min(limit, 0x10000) + 1).encode("latin-1")[:limit]
-    if len(src) > SizeInBytes - 1:
-        if Count == _TRUNCATE:
+    if Count == _TRUNCATE:
+        src = k.mem.cstring(Source, SizeInBytes).encode("latin-1")
+        if len(src) > SizeInBytes - 1:
             k.mem.vwrite(Destination, src[: SizeInBytes - 1] + b"\0")
             return STRUNCATE
-        k.mem.vput(Destination, 1, 0)
-        return ERANGE
+    else:
+        src = k.mem.cstring(Source, min(Count, 0x10000)).encode("latin-1")
+        if len(src) > SizeInBytes - 1:
+            k.mem.vput(Destination, 1, 0)
+            return ERANGE
     k.mem.vwrite(Destination, src + b"\0")
     return 0
 
