@@ -85,12 +85,7 @@ class Stats:
     iterations_skipped: int = 0
     iterations_run: int = 0  # iterations of those loops observed step by step
     instructions_skipped: int = 0
-    heads: set = field(default_factory=set)
-
-    @property
-    def ratio(self) -> float | None:
-        """Iterations skipped per iteration run step by step in the loops that were fast-forwarded."""
-        return round(self.iterations_skipped / self.iterations_run, 1) if self.iterations_run else None
+    heads: set = field(default_factory=set, repr=False)
 
 
 @dataclass

@@ -23,7 +23,7 @@ Intel leaves undefined; the replay check catches any difference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import capstone
