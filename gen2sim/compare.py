@@ -266,7 +266,10 @@ def verdict_text(result: dict) -> str:
         text = f"bugcheck {b.get('code', 0):#x} ({', '.join(hex(p) for p in b.get('params', []))})"
         return text + (f" in {b['function']}" if b.get("function") else "") + f" via {b.get('reported_via')}"
     if verdict == "hang" and result.get("hang"):
-        return f"hang in {result['hang'].get('function')}"
+        h = result["hang"]
+        polls = h.get("polls") or {}
+        where = polls.get("port_or_address")
+        return f"hang in {h.get('function')}" + (f" polling {polls.get('device')} {where:#x}" if where is not None else "")
     if verdict == "fault" and result.get("fault"):
         f = result["fault"]
         return f"fault {f.get('kind')} in {f.get('function')}: {f.get('detail')}"

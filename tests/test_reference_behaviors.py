@@ -24,6 +24,7 @@ from conftest import TARGETS
 FADT_SMI_CMD = 48
 FADT_PM1A_CNT_BLK = 64
 FADT_PM_TMR_BLK = 76
+FADT_PM_TMR_LEN = 91
 FADT_X_PM_TMR_BLK = 208
 
 _ARG_REGS = {"ecx": 0, "rcx": 0, "cl": 0, "edx": 1, "rdx": 1, "dl": 1, "r8d": 2, "r8": 2, "r9d": 3, "r9": 3}
@@ -184,10 +185,24 @@ def test_8259_init_and_mask(hal):
 
 
 def test_calibration_polls_rtc_register_a(hal):
+    # Timer scaling's second path (no PM timer declared): two rising edges of the RTC's update-in-progress bit.
     facts = hal.facts("HalpCalibrateStallExecution")
     assert (0x70, 0x0A) in facts.port_writes                       # select register A
     assert facts.port_reads.count(0x71) >= 2                       # poll UIP down, then up
     assert "rdtsc" in facts.mnemonics
+
+
+def test_calibration_takes_the_pm_timer_path_through_the_legacy_field(hal):
+    # Timer scaling as Windows 7's: the PM timer whenever the FADT declares one (PM_TMR_LEN), read at the port the
+    # legacy 32-bit PM_TMR_BLK holds -- never X_PM_TMR_BLK -- and not through HalpReadPmTimer (whose zero-port bug
+    # check would turn Generation 2's endless loop into something else).
+    facts = hal.facts("HalpCalibrateStallExecution", depth=0)
+    offsets = {hal.data_symbol_offset(a, "HalpFadt") for a in facts.data_reads}
+    assert {FADT_PM_TMR_LEN, FADT_PM_TMR_BLK} <= offsets
+    assert FADT_X_PM_TMR_BLK not in offsets and FADT_X_PM_TMR_BLK + 4 not in offsets
+    assert "HalpReadPmTimer" not in [c for c, _ in facts.calls]
+    assert None in facts.port_reads                                # the port comes from that field, not a constant
+    assert "in" in facts.mnemonics and "rdtsc" in facts.mnemonics
 
 
 def test_performance_counter_reads_pm_timer_through_legacy_fadt_field(hal):
@@ -247,3 +262,18 @@ def test_interrupt_routing_honours_overrides(hal):
     # (HalGetInterruptVector) and for the HAL's own clock.
     assert "HalpIrqToGsi" in {c for c, _ in hal.facts("HalGetInterruptVector").calls}
     assert "HalpIrqToGsi" in {c for c, _ in hal.facts("HalpInitializeClock", depth=4).calls}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gen2_with_pcat_forced_hangs_in_timer_scaling_on_port_0(reference_build, target):
+    # Past the MADT check (--madt-pcat on), Generation 2 stops the reference HAL where it stops Windows 7: timer
+    # scaling's PM-timer path (its FADT declares PM_TMR_LEN = 4) polls the port of the zero legacy PM_TMR_BLK.
+    from gen2sim.compare import verdict_text
+    from gen2sim.scenario import boot
+
+    result = boot(reference_build[target] / "hal.dll", target, "gen2", madt_pcat=True).result
+    assert result["verdict"] == "hang", result.get("verdict")
+    hang = result["hang"]
+    assert hang["function"] == "HalpCalibrateStallExecution"
+    assert hang["polls"]["port_or_address"] == 0 and hang["polls"]["device"] == "absent", hang["polls"]
+    assert verdict_text(result) == "hang in HalpCalibrateStallExecution polling absent 0x0"

@@ -13,6 +13,11 @@
 #define HALP_ACPI_MAX_TABLE_LENGTH (1024 * 1024)
 #define HALP_ACPI_CACHE_SIZE 8
 
+/* The loader's ACPI_BIOS_MULTI_NODE (root address, then the firmware's memory map) and how many of its bytes the
+ * configuration data holds: kept for whoever checks an address against the RAM the loader described. */
+PUCHAR HalpAcpiBiosMultiNode;
+ULONG HalpAcpiBiosMultiNodeLength;
+
 static PACPI_DESCRIPTION_HEADER HalpAcpiRoot;
 static ULONG HalpAcpiRootEntrySize;             /* 8 for an XSDT, 4 for an RSDT */
 static ULONG HalpAcpiRootEntryCount;
@@ -61,6 +66,8 @@ ULONG64 HalpAcpiFindRootFromLoaderBlock(PLOADER_PARAMETER_BLOCK LoaderBlock)
     if (Data == NULL || DataLength < ACPI_BIOS_NODE_MULTI_NODE_OFFSET + ACPI_BIOS_NODE_Count + sizeof(ULONG64))
         KeBugCheckEx(HALP_BUGCHECK_ACPI_BIOS_ERROR, HALP_ACPI_NO_BIOS_NODE, DataLength, 0, 0);
 
+    HalpAcpiBiosMultiNode = Data + ACPI_BIOS_NODE_MULTI_NODE_OFFSET;
+    HalpAcpiBiosMultiNodeLength = DataLength - ACPI_BIOS_NODE_MULTI_NODE_OFFSET;
     return HALP_FIELD(ULONG64, Data, ACPI_BIOS_NODE_MULTI_NODE_OFFSET + ACPI_BIOS_NODE_RsdtAddress);
 }
 

@@ -16,6 +16,7 @@ static UCHAR HalpMadtMinimumLength(UCHAR Type)
     case ACPI_MADT_TYPE_INTERRUPT_OVERRIDE: return sizeof(ACPI_MADT_INTERRUPT_OVERRIDE);
     case ACPI_MADT_TYPE_LOCAL_APIC_NMI:     return sizeof(ACPI_MADT_LOCAL_APIC_NMI);
     case ACPI_MADT_TYPE_LOCAL_X2APIC:       return sizeof(ACPI_MADT_LOCAL_X2APIC);
+    case ACPI_MADT_TYPE_LOCAL_APIC_OVERRIDE: return sizeof(ACPI_MADT_LOCAL_APIC_OVERRIDE);
     default:                                return sizeof(ACPI_MADT_SUBTABLE);
     }
 }

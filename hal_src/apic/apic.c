@@ -177,7 +177,8 @@ VOID HalpInitializeIoApic(VOID)
         /* Device registers: an uncached mapping of the page the MADT names. */
         Pa.QuadPart = IoApic->PhysicalAddress;
         IoApic->Registers = HalpMapPhysicalMemory64(Pa, 1, TRUE);
-        IoApic->InputCount = ((IoApicRead(IoApic->Registers, IOAPIC_REG_VERSION) >> 16) & 0xFF) + 1;
+        IoApic->InputCount = ((IoApicRead(IoApic->Registers, IOAPIC_REG_VERSION) >> IOAPIC_VERSION_MAX_ENTRY_SHIFT) &
+                              IOAPIC_VERSION_MAX_ENTRY_MASK) + 1;
 
         /* Nothing is delivered until a driver (or our clock) asks for an input. */
         for (Input = 0; Input < IoApic->InputCount; Input++)

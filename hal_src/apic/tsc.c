@@ -1,20 +1,33 @@
 /*
  * tsc.c -- time measurement: calibrating the TSC and local-APIC timer, stalls, the performance counter.
  *
- * Calibration uses the one reference a PC/AT has whose period is known exactly without an interrupt: the RTC's
- * once-a-second update. Register A's update-in-progress bit rises 244 us before every update, so two successive
- * rising edges are one second apart. Counting TSC and APIC-timer ticks between them gives both frequencies.
- * The performance counter is the ACPI PM timer (a fixed 3.579545 MHz, unaffected by processor clock changes).
+ * Calibration ("timer scaling") follows the Windows 7 HAL's two paths. Whenever the FADT declares a PM timer
+ * (PM_TMR_LEN = 4, the only length ACPI allows it), both frequencies are measured against the ACPI PM timer, a fixed
+ * 3.579545 MHz, read at the port in the legacy 32-bit FADT field PM_TMR_BLK; X_PM_TMR_BLK is not looked at. Only
+ * a FADT without a PM timer leaves the other reference a PC/AT has whose period is known exactly without an
+ * interrupt: the RTC's once-a-second update (register A's update-in-progress bit rises 244 us before every update,
+ * so two successive rising edges are one second apart). Neither path has a timeout, as in the HAL modelled: a
+ * reference that never moves leaves nothing to calibrate against. On Hyper-V Generation 2 the FADT declares
+ * PM_TMR_LEN = 4 with PM_TMR_BLK = 0, so the PM-timer path reads port 0 (no device: all ones) forever -- the
+ * endless loop of timer scaling published for 64-bit Windows 7 there.
+ * The performance counter is the ACPI PM timer too (unaffected by processor clock changes).
  */
 #include "halp.h"
 
 #define HALP_MICROSECONDS_PER_SECOND 1000000ULL
+/* The FADT's PM_TMR_LEN of a PM timer (ACPI 6.5 5.2.9: "must be 4"); any other value: no PM timer declared. */
+#define HALP_PM_TIMER_BLOCK_LENGTH 4
+/* PM-timer calibration window: 1/8 s of PM-timer ticks (447,443), long enough for a 1 ppm-class reading of
+ * the TSC and short enough for a boot. */
+#define HALP_PM_CALIBRATION_TICKS (ACPI_PM_TIMER_FREQUENCY / 8)
 
 ULONG64 HalpTscFrequency;               /* Hz; 0 until calibrated */
 ULONG HalpApicTimerFrequency;           /* Hz of the APIC timer at divide-by-1; 0 until calibrated */
 
 LONG64 HalpPerformanceCounterBias;          /* added to the PM timer count (HalCalibratePerformanceCounter) */
 
+/* Both paths live in this one function (no file-static helpers), so the generator can replace the whole of the
+ * legacy calibration by its extent. */
 VOID HalpCalibrateStallExecution(VOID)
 {
     ULONG Regs[4];
@@ -28,35 +41,63 @@ VOID HalpCalibrateStallExecution(VOID)
 
     Flags = HalpDisableInterrupts();
 
-    /* The APIC timer counts down from its maximum, one-shot, masked, undivided, for the whole second. */
+    /* The APIC timer counts down from its maximum, one-shot, masked, undivided, for the whole window. */
     ApicWrite(APIC_LVT_TIMER, APIC_LVT_MASKED | VECTOR_PROFILE);
     ApicWrite(APIC_TIMER_DIVIDE, APIC_TIMER_DIVIDE_BY_1);
 
-    /* Wait for a rising edge of UIP: first for UIP to be clear, then for it to rise. The index stays on
-     * register A, so each poll is a single data-port read. There is deliberately no timeout: a clock that
-     * never updates leaves nothing to calibrate against. */
-    HalpWritePortUchar(CMOS_ADDRESS_PORT, RTC_REGISTER_A);
-    while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
-        ;
-    while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
-        ;
-    ApicWrite(APIC_TIMER_INITIAL_COUNT, 0xFFFFFFFFUL);
-    TscStart = HalpReadTsc();
-    ApicStart = ApicRead(APIC_TIMER_CURRENT_COUNT);
+    if (HalpFadt.PmTmrLen == HALP_PM_TIMER_BLOCK_LENGTH)
+    {
+        /* The PM-timer path: the port is the legacy field's, whatever it holds (0 on Generation 2). */
+        USHORT Port = (USHORT)HalpFadt.PmTmrBlk;
+        ULONG Mask = (HalpFadt.Flags & ACPI_FADT_TMR_VAL_EXT) ? 0xFFFFFFFFUL : 0x00FFFFFFUL;
+        ULONG First, Start, Elapsed;
 
-    /* The next rising edge, exactly one second later. */
-    while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
-        ;
-    while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
-        ;
-    TscEnd = HalpReadTsc();
-    ApicEnd = ApicRead(APIC_TIMER_CURRENT_COUNT);
-    ApicWrite(APIC_TIMER_INITIAL_COUNT, 0);
+        /* Start on a tick of the PM timer: wait for the count to change. */
+        First = HalpReadPortUlong(Port) & Mask;
+        while ((Start = HalpReadPortUlong(Port) & Mask) == First)
+            ;
+        ApicWrite(APIC_TIMER_INITIAL_COUNT, 0xFFFFFFFFUL);
+        TscStart = HalpReadTsc();
+        ApicStart = ApicRead(APIC_TIMER_CURRENT_COUNT);
+
+        /* Ticks are counted modulo the timer's width, so a wrap inside the window costs nothing. */
+        do
+            Elapsed = ((HalpReadPortUlong(Port) & Mask) - Start) & Mask;
+        while (Elapsed < HALP_PM_CALIBRATION_TICKS);
+        TscEnd = HalpReadTsc();
+        ApicEnd = ApicRead(APIC_TIMER_CURRENT_COUNT);
+        ApicWrite(APIC_TIMER_INITIAL_COUNT, 0);
+
+        HalpTscFrequency = (TscEnd - TscStart) * ACPI_PM_TIMER_FREQUENCY / Elapsed;
+        HalpApicTimerFrequency = (ULONG)((ULONG64)(ApicStart - ApicEnd) * ACPI_PM_TIMER_FREQUENCY / Elapsed);
+    }
+    else
+    {
+        /* The RTC-edge path: wait for a rising edge of UIP, first for UIP to be clear, then for it to rise. The
+         * index stays on register A, so each poll is a single data-port read. */
+        HalpWritePortUchar(CMOS_ADDRESS_PORT, RTC_REGISTER_A);
+        while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
+            ;
+        while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
+            ;
+        ApicWrite(APIC_TIMER_INITIAL_COUNT, 0xFFFFFFFFUL);
+        TscStart = HalpReadTsc();
+        ApicStart = ApicRead(APIC_TIMER_CURRENT_COUNT);
+
+        /* The next rising edge, exactly one second later. */
+        while (HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP)
+            ;
+        while (!(HalpReadPortUchar(CMOS_DATA_PORT) & RTC_REG_A_UIP))
+            ;
+        TscEnd = HalpReadTsc();
+        ApicEnd = ApicRead(APIC_TIMER_CURRENT_COUNT);
+        ApicWrite(APIC_TIMER_INITIAL_COUNT, 0);
+
+        HalpTscFrequency = TscEnd - TscStart;
+        HalpApicTimerFrequency = ApicStart - ApicEnd;
+    }
 
     HalpRestoreInterrupts(Flags);
-
-    HalpTscFrequency = TscEnd - TscStart;
-    HalpApicTimerFrequency = ApicStart - ApicEnd;
 
     /* StallScaleFactor is the TSC rate in ticks per microsecond (i.e. MHz), rounded. */
     Mhz = (ULONG)((HalpTscFrequency + HALP_MICROSECONDS_PER_SECOND / 2) / HALP_MICROSECONDS_PER_SECOND);

@@ -139,6 +139,7 @@ typedef struct _ACPI_MADT_SUBTABLE
 #define ACPI_MADT_TYPE_IO_APIC              1
 #define ACPI_MADT_TYPE_INTERRUPT_OVERRIDE   2
 #define ACPI_MADT_TYPE_LOCAL_APIC_NMI       4
+#define ACPI_MADT_TYPE_LOCAL_APIC_OVERRIDE  5
 #define ACPI_MADT_TYPE_LOCAL_X2APIC         9
 
 typedef struct _ACPI_MADT_LOCAL_APIC
@@ -187,6 +188,14 @@ typedef struct _ACPI_MADT_LOCAL_X2APIC
     ULONG AcpiProcessorUid;
 } ACPI_MADT_LOCAL_X2APIC, *PACPI_MADT_LOCAL_X2APIC;
 
+/* Local APIC Address Override: the 64-bit local-APIC address that replaces the MADT header's 32-bit one. */
+typedef struct _ACPI_MADT_LOCAL_APIC_OVERRIDE
+{
+    ACPI_MADT_SUBTABLE Subtable;
+    USHORT Reserved;
+    ULONG64 LocalApicAddress;
+} ACPI_MADT_LOCAL_APIC_OVERRIDE, *PACPI_MADT_LOCAL_APIC_OVERRIDE;
+
 /* MPS INTI flags (interrupt source overrides, NMI sources). */
 #define ACPI_MPS_POLARITY_MASK          0x0003
 #define ACPI_MPS_POLARITY_CONFORMS      0x0000
@@ -196,6 +205,17 @@ typedef struct _ACPI_MADT_LOCAL_X2APIC
 #define ACPI_MPS_TRIGGER_CONFORMS       0x0000
 #define ACPI_MPS_TRIGGER_EDGE           0x0004
 #define ACPI_MPS_TRIGGER_LEVEL          0x000C
+
+/* The loader's ACPI_BIOS_MULTI_NODE ends in the firmware's memory map: Count ranges right after the Count field,
+ * 24 bytes each (the loader's layout; range types as ACPI 6.5 chapter 15, "INT 15H, E820H"). */
+typedef struct _ACPI_E820_ENTRY
+{
+    ULONG64 Base;
+    ULONG64 Length;
+    ULONG64 Type;
+} ACPI_E820_ENTRY, *PACPI_E820_ENTRY;
+
+#define ACPI_E820_TYPE_RAM          1   /* AddressRangeMemory: RAM the OS may use */
 
 #pragma pack(pop)
 

@@ -122,6 +122,8 @@
 #define IOAPIC_WINDOW               0x10
 #define IOAPIC_REG_ID               0x00
 #define IOAPIC_REG_VERSION          0x01    /* bits 23:16 = index of the last redirection entry */
+#define IOAPIC_VERSION_MAX_ENTRY_SHIFT 16     /* ... so the input count is ((v >> 16) & 0xFF) + 1 */
+#define IOAPIC_VERSION_MAX_ENTRY_MASK  0xFF
 #define IOAPIC_REG_REDIRECTION(n)   (0x10 + 2 * (n))    /* low dword; high dword follows */
 #define IOAPIC_RTE_MASKED           0x00010000UL
 #define IOAPIC_RTE_LEVEL_TRIGGERED  0x00008000UL

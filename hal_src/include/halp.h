@@ -208,6 +208,8 @@ ULONG64 HalpAcpiFindRootFromLoaderBlock(PLOADER_PARAMETER_BLOCK LoaderBlock);
 VOID HalpAcpiInitializeTables(PLOADER_PARAMETER_BLOCK LoaderBlock);
 PVOID HalpAcpiGetTable(ULONG Signature);
 BOOLEAN HalpAcpiChecksumValid(PVOID Table, ULONG Length);
+extern PUCHAR HalpAcpiBiosMultiNode;            /* ACPI_BIOS_MULTI_NODE: RsdtAddress, Count, E820 entries */
+extern ULONG HalpAcpiBiosMultiNodeLength;       /* bytes of it the loader's configuration data holds */
 
 /* madt.c: what the MADT told us */
 typedef struct _HALP_IO_APIC
