@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(not build.toolchain_present(), reason="mingw-w64
 
 def test_hundred_mutants_only_verdicts(tmp_path):
     dll = build.build_minihal(tmp_path / "fz")
-    out = fuzz.run(dll, count=100, seed=20260101, workdir=str(tmp_path))
+    out = fuzz.run(dll, count=100, seed=20260101, target="win7sp1-amd64", workdir=str(tmp_path))
     assert not out["errors"], out["errors"][0][1]
+    assert out["fuzzed"]["target"] == "win7sp1-amd64" and out["fuzzed"]["target_from"] == "given"
     assert sum(out["verdicts"].values()) == 100
     assert set(out["verdicts"]) <= fuzz.VERDICTS
 
