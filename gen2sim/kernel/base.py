@@ -191,34 +191,38 @@ class MiniKernel:
         return bits
 
     def _build_data(self) -> None:
+        undeclared = []
         for name in sorted(self.target.data_imports):
             var = VARIABLES.get(name)
             if var is None:
-                self.data[name] = self._guarded_variable(name)
+                undeclared.append(name)
                 continue
             size = var.size(self) if callable(var.size) else var.size
             self.data[name] = self.mem.alloc(max(size, 8))
+        if undeclared:
+            self._guard_variables(undeclared)
         for name in sorted(self.data):
             var = VARIABLES.get(name)
             if var is not None and var.init is not None:
                 var.init(self, self.data[name])
 
-    def _guarded_variable(self, name: str) -> int:
-        """A page for a variable the model does not declare: the guest's first access ends the boot naming it."""
-        va = self.mem.alloc(0x1000)
-        gpa = self.mem.translate(va)
+    def _guard_variables(self, names: list[str]) -> None:
+        """A page each for the variables the model does not declare, in one region: the guest's first access ends
+        the boot naming the variable (one memory hook for all of them)."""
+        base = self.mem.alloc(0x1000 * len(names))
+        gpa = self.mem.translate(base)
+        for i, name in enumerate(names):
+            self.data[name] = base + 0x1000 * i
 
         def hook(uc, access, address, size, value, _ud):
-            if self.cpu.call_depth == 0:
-                return
+            name = names[(address - gpa) // 0x1000]
             stop = RunStop({"verdict": "fault", "fault": {
                 "kind": "unimplemented-import", "function": self.cpu.locate(self.cpu.rip), "address": self.cpu.rip,
                 "detail": f"accessed {name}, a variable the {self.target.name} kernel exports but the model does not "
                           f"declare"}})
             self.cpu._halt_with(stop)
 
-        self.cpu.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, hook, None, gpa, gpa + 0xFFF)
-        return va
+        self.cpu.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, hook, None, gpa, gpa + 0x1000 * len(names) - 1)
 
     # ------------------------------------------------------------------ dispatch tables
     def dispatch_tables(self) -> dict:

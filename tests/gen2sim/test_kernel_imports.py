@@ -958,11 +958,23 @@ def test_declared_without_behaviour_faults_naming_it(target):
     assert h.records(name)[0]["args"]  # the call was recorded with its named arguments first
 
 
-def test_variables_are_declared_for_every_data_import():
+def test_variables_of_the_hal_lists_are_declared():
     catalog.load_all()
     for target in TARGETS:
-        missing = sorted(n for n in specs.load_target(target).data_imports if n not in VARIABLES)
+        tgt = specs.load_target(target)
+        missing = sorted(n for n in catalog.hal_imports(tgt) if n in tgt.data_imports and n not in VARIABLES)
         assert not missing, (target, missing)
+
+
+def test_undeclared_variable_access_faults_naming_it():
+    h = H("reactos-amd64")
+    name = "NlsMbCodePageTag"  # an ntoskrnl variable the model does not declare
+    assert name in h.tgt.data_imports and name not in VARIABLES
+    code = h.code(bytes.fromhex("48a1") + h.k.data[name].to_bytes(8, "little") + bytes.fromhex("c3"))
+    with pytest.raises(RunStop) as info:
+        h.m.cpu.call(code)
+    fault = info.value.verdict["fault"]
+    assert fault["kind"] == "unimplemented-import" and name in fault["detail"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
