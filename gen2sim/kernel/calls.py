@@ -67,8 +67,8 @@ def invoke(k, exp) -> None:
     try:
         checked.check_irql(k, exp)
         if exp.guest_calls:
-            stub = k.current_stub
-            cpu.after_stop(lambda: _finish_later(k, exp, values, rec, stub))
+            where = (k.current_stub, k.caller_address, k.caller_function)
+            cpu.after_stop(lambda: _finish_later(k, exp, values, rec, where))
             return
         result = exp.behaviour(k, *values)
     except BugCheckPending:
@@ -91,14 +91,18 @@ def _signed_return(exp) -> bool:
     return _ctype(exp.returns)[1]
 
 
-def _finish_later(k, exp, values, rec, stub: int) -> None:
+def _finish_later(k, exp, values, rec, where: tuple) -> None:
     """Run a behaviour that calls guest code, once Unicorn has stopped at the stub, then return to the caller."""
-    saved_entry = k.entry_rsp
+    stub = where[0]
+    saved = (k.entry_rsp, k.caller_address, k.caller_function)
+    k.caller_address, k.caller_function = where[1], where[2]
     try:
         result = exp.behaviour(k, *values)
     except BugCheckPending:
         return
-    k.entry_rsp = saved_entry
+    finally:
+        k.caller_address, k.caller_function = saved[1], saved[2]
+    k.entry_rsp = saved[0]
     _set_result(k, exp, result, rec)
     # The stub's RET has not run (emulation stopped at it): return to the caller here.
     if k.cpu.rip == stub:
