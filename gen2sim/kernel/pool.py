@@ -49,6 +49,7 @@ class Region:
         self.next = self.base
 
     def take(self, size: int, align: int) -> int | None:
+        """The next ``size`` bytes at ``align``, or ``None`` when the region is used up."""
         va = (self.next + align - 1) & ~(align - 1)
         if va + size > self.base + self.size:
             return None
@@ -56,6 +57,7 @@ class Region:
         return va
 
     def contains(self, va: int) -> bool:
+        """Whether ``va`` lies in the region."""
         return self.base <= va < self.base + self.size
 
 
