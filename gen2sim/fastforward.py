@@ -43,7 +43,7 @@ from unicorn import x86_const as X
 from .bus import AbsentDevice
 from .clock import COSTS, PS_PER_NS, TSC_HZ, REFERENCE_HZ
 from .errors import GuestFault, ModelError
-from .ffeval import Diverges, Iv, Machine, Step, Unsupported, decode_block, path_steps
+from .ffeval import Aff, Diverges, Iv, Machine, Step, Unsupported, decode_block, path_steps
 from .ffplan import Access, Counter, Plan, earliest, plan_reads
 from .trace import MAX_TEMPLATE
 
@@ -117,6 +117,7 @@ class _Iteration:
     exits: dict
     template: list[dict]  # its trace records
     start: int  # virtual time it started at
+    induction: dict[int, int]  # GPR -> what each iteration adds to it (a bounded wait's counter)
 
 
 class FastForward:
@@ -258,7 +259,8 @@ class FastForward:
         return steps
 
     # ------------------------------------------------------------------ the interpreter's environment
-    def _machine(self, steps: list[Step], path: tuple, regs: list, rflags: int, oracle) -> Machine:
+    def _machine(self, steps: list[Step], path: tuple, regs: list, rflags: int, oracle,
+                 induction: dict[int, int] | None = None) -> Machine:
         cpu = self.cpu
         costs = [cpu._block_insns[key] * COSTS["instruction"] for key in path]
 
@@ -281,7 +283,7 @@ class FastForward:
 
         bases = {"fs": cpu.uc.msr_read(_MSR_FS_BASE), "gs": cpu.uc.msr_read(_MSR_GS_BASE)}
         return Machine(steps, regs, rflags, _Memory(), oracle, lambda b: costs[b],
-                       lambda space: COSTS[_EXIT_CLASS[space]], bases.__getitem__)
+                       lambda space: COSTS[_EXIT_CLASS[space]], bases.__getitem__, induction)
 
     def _tsc(self) -> Counter:
         return Counter(TSC_HZ, base=self.cpu.tsc_offset)
@@ -315,7 +317,12 @@ class FastForward:
                 raise Diverges("a read without a value")
             return rec["value"]
 
-        result = self._machine(steps, path, arm.regs, arm.rflags, oracle).run()
+        machine = self._machine(steps, path, arm.regs, arm.rflags, oracle)
+        result = machine.run(loop=False)
+        # Registers the iteration reads and changes are candidate induction registers (the proof decides); any
+        # other state it carries from one iteration to the next disqualifies it now.
+        machine.induction = dict(result.carried)
+        machine.check_invariant()
         uc = cpu.uc
         if used[0] != len(records):
             return None
@@ -336,7 +343,8 @@ class FastForward:
         if self._device_states() != arm.states:
             return None
         costs = [cpu._block_insns[key] * COSTS["instruction"] for key in path]
-        return _Iteration(steps, costs, result.accesses, result.time_ps, instructions, exits, records, arm.now)
+        return _Iteration(steps, costs, result.accesses, result.time_ps, instructions, exits, records, arm.now,
+                          dict(result.carried))
 
     # ------------------------------------------------------------------ planning
     def _device_for(self, space: str, key: int):
@@ -461,10 +469,16 @@ class FastForward:
     def _prove(self, arm: _Arm, it: _Iteration, reads: dict, now: int, count: int) -> bool:
         path = self._path_of(arm)
         regs = [self.cpu.uc.reg_read(r) for r in _GPRS]
+        for gpr, step in it.induction.items():
+            # Over the range an induction register starts anywhere between its value now and (count - 1) steps on.
+            ends = (regs[gpr], regs[gpr] + (count - 1) * step)
+            if min(ends) < 0 or max(ends) > (1 << 64) - 1:
+                return False
+            regs[gpr] = Aff(gpr, 0, min(ends), max(ends))
         rflags = self.cpu.uc.reg_read(X.UC_X86_REG_EFLAGS)
         oracle = self._oracle(it, reads, now, now + (count - 1) * it.period)
         try:
-            self._machine(it.steps, path, regs, rflags, oracle).run()
+            self._machine(it.steps, path, regs, rflags, oracle, it.induction).run()
         except (Diverges, Unsupported):
             return False
         return True
@@ -481,10 +495,13 @@ class FastForward:
         reads, _until = self._read_values(it, now)
         last = now + (count - 1) * period
         regs = [uc.reg_read(r) for r in _GPRS]
+        start = list(regs)  # the last skipped iteration starts with the induction registers count - 1 steps on
+        for gpr, step in it.induction.items():
+            start[gpr] = (regs[gpr] + (count - 1) * step) & ((1 << 64) - 1)
         rflags = uc.reg_read(X.UC_X86_REG_EFLAGS)
         try:
-            result = self._machine(it.steps, self._path_of(arm), regs, rflags,
-                                   self._oracle(it, reads, last, last)).run()
+            result = self._machine(it.steps, self._path_of(arm), start, rflags,
+                                   self._oracle(it, reads, last, last), it.induction).run()
         except (Diverges, Unsupported) as exc:
             raise ModelError(f"fast-forward: the proven loop at {arm.head:#x} does not replay: {exc}") from None
         if any(type(v) is not int for v in result.regs) or result.rflags is None:

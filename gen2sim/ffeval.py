@@ -9,9 +9,11 @@ CPU run, and this module computes them without touching the machine:
 2. *Proof over a range*: run the iteration once with each device read given as a range of values (the values a
    counter takes over many iterations) and show that every conditional branch still goes the way it went, that
    port numbers, addresses and written values stay the same, and that the iteration leaves its *live-in* state
-   (bytes of registers, flags and memory it reads before writing) unchanged.  Then every iteration of the range
-   runs the same path -- by induction, since each starts from the same live-in state and reads values inside the
-   ranges.
+   (bytes of registers, flags and memory it reads before writing) unchanged -- except *induction registers*, which
+   must grow by the same constant every iteration (a bounded wait's counter): over the range they are given as
+   ``Aff``, their range of start values tied to the register itself, and must end as exactly that plus the step.
+   Then every iteration of the range runs the same path -- by induction, since each starts from the same live-in
+   state (up to the counters' steps) and reads values inside the ranges.
 3. *The state after the last skipped iteration*: an exact replay with that iteration's device values.
 
 Values are Python ints (exact) or ``Iv`` (an unsigned range, sound over-approximation).  An operation the range
@@ -59,6 +61,20 @@ class Iv:
         return f"Iv({self.lo:#x}, {self.hi:#x})"
 
 
+class Aff(Iv):
+    """An induction register's value: the register's value at the iteration's start (somewhere in a range) plus
+    ``off``; ``lo``/``hi`` bound the value itself, so every range rule applies to it unchanged."""
+
+    __slots__ = ("gpr", "off")
+
+    def __init__(self, gpr: int, off: int, lo: int, hi: int) -> None:
+        super().__init__(lo, hi)
+        self.gpr, self.off = gpr, off
+
+    def __repr__(self) -> str:
+        return f"Aff(r{self.gpr}{self.off:+d}, {self.lo:#x}, {self.hi:#x})"
+
+
 def mk(lo: int, hi: int):
     """The value set ``[lo, hi]``: an int when it is one value."""
     return lo if lo == hi else Iv(lo, hi)
@@ -99,6 +115,8 @@ def _extract(v, shift: int, size: int):
     m = MASKS[size]
     if type(v) is int:
         return (v >> shift) & m
+    if shift == 0 and v.hi <= m:
+        return v  # the same values (an induction register keeps its identity)
     lo, hi = v.lo >> shift, v.hi >> shift
     if lo >> (8 * size) == hi >> (8 * size):
         return mk(lo & m, hi & m)
@@ -283,6 +301,7 @@ class Result:
 
     regs: list
     rflags: int | None  # None when a flag is not known exactly
+    carried: dict[int, int]  # GPR -> what the iteration added to it, for registers read before written and changed
     stores: dict[int, int]  # byte address -> byte, exact stores only
     accesses: list[tuple]  # (space, key, size, op, value, time offset ps)
     time_ps: int  # virtual time the iteration costs
@@ -301,7 +320,7 @@ class Machine:
 
     def __init__(self, steps: list[Step], regs: list[int], rflags: int, memory, oracle: Callable,
                  block_cost: Callable[[int], int], exit_cost: Callable[[str], int],
-                 segment_base: Callable[[str], int]) -> None:
+                 segment_base: Callable[[str], int], induction: dict[int, int] | None = None) -> None:
         self.steps = steps
         self.regs = list(regs)
         self.initial = list(regs)
@@ -324,6 +343,7 @@ class Machine:
         self.live_mem: dict[int, int] = {}
         self.accesses: list[tuple] = []
         self.t = 0
+        self.induction = induction or {}  # GPR -> step: allowed to end as its start plus the step
 
     # ------------------------------------------------------------------ registers
     def get(self, op: Operand):
@@ -477,7 +497,7 @@ class Machine:
     # ------------------------------------------------------------------ running
     def run(self, loop: bool = True) -> Result:
         """Evaluate the path; raises ``Unsupported`` or ``Diverges``.  With ``loop`` (the default) the live-in state
-        must also end as it began (see ``_check_invariant``); without, the path is only replayed."""
+        must also end as it began (see ``check_invariant``); without, the path is only replayed."""
         block = -1
         for step in self.steps:
             if step.block != block:
@@ -501,13 +521,32 @@ class Machine:
             elif target is not None and target != fallthrough:
                 raise Diverges(f"control leaves the path at {step.address:#x}")
         if loop:
-            self._check_invariant()
+            self.check_invariant()
         stores = {addr: byte for addr, byte in self.overlay.items() if type(byte) is int}
-        return Result(self.regs, self.rflags_value(), stores, self.accesses, self.t)
-
-    def _check_invariant(self) -> None:
-        """Everything read before written must end as it began, so the next iteration starts the same."""
+        carried = {}
         for gpr in range(16):
+            final = self.regs[gpr]
+            if self.live[gpr] & self.written[gpr] and type(final) is int and final != self.initial[gpr]:
+                step = (final - self.initial[gpr]) & MASKS[8]
+                carried[gpr] = step - (1 << 64) if step >> 63 else step
+        return Result(self.regs, self.rflags_value(), carried, stores, self.accesses, self.t)
+
+    def _stepped(self, gpr: int) -> bool:
+        """Whether an induction register ended as its start plus its step."""
+        step, final = self.induction[gpr], self.regs[gpr]
+        if isinstance(final, Aff):
+            return final.gpr == gpr and final.off == step
+        start = self.initial[gpr]
+        return type(final) is int and type(start) is int and (final - start - step) & MASKS[8] == 0
+
+    def check_invariant(self) -> None:
+        """Everything read before written must end as it began (induction registers: plus their step), so the next
+        iteration starts the same; raises ``Diverges``."""
+        for gpr in range(16):
+            if gpr in self.induction:
+                if not self._stepped(gpr):
+                    raise Diverges(f"{_GPR_NAMES[gpr]} does not grow by the same step every iteration")
+                continue
             both = self.live[gpr] & self.written[gpr]
             for i in range(8):
                 if both >> i & 1:
@@ -565,6 +604,16 @@ def add_sub(a, b, carry: int | None, bits: int, sub: bool):
         return r, f
     if carry is None:
         return top(bits // 8), dict.fromkeys("CPAZSO")
+    r, f = _add_sub_range(a, b, carry, bits, sub)
+    if isinstance(a, Aff) and type(b) is int and type(r) is Iv:
+        step = -(b + carry) if sub else b + carry
+        if r.lo == a.lo + step:  # no wrap: still the register's start value plus a constant
+            r = Aff(a.gpr, a.off + step, r.lo, r.hi)
+    return r, f
+
+
+def _add_sub_range(a, b, carry: int, bits: int, sub: bool):
+    m = (1 << bits) - 1
     alo, ahi = bounds(a)
     blo, bhi = bounds(b)
     if sub:
