@@ -31,6 +31,9 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--hv-clear", metavar="F,...", help="Hyper-V features to clear (names from specs/hyperv.toml)")
     p.add_argument("--seconds", type=float, default=1.0, help="virtual seconds of idle with interrupts on")
     p.add_argument("--madt-pcat", choices=("on", "off"), help="force the MADT PC-AT compatibility flag")
+    p.add_argument("--kernel", choices=("up", "mp"), default="up",
+                   help="the kernel build the model stands in for: up (default) or mp, the pair of a "
+                        "multiprocessor HAL (ReactOS halmp.dll checks KPRCB.BuildType)")
     p.add_argument("--acpi", metavar="DIR", help="use raw ACPI tables dumped into DIR instead of the platform's")
     p.add_argument("--no-fast-forward", action="store_true",
                    help="run polling loops step by step (same result, slower; also GEN2SIM_NO_FASTFORWARD=1)")
@@ -52,7 +55,8 @@ def _boot(args):
 
     madt = None if args.madt_pcat is None else args.madt_pcat == "on"
     return boot(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear), seconds=args.seconds,
-                madt_pcat=madt, acpi_dir=args.acpi, fast_forward=False if args.no_fast_forward else None)
+                madt_pcat=madt, acpi_dir=args.acpi, fast_forward=False if args.no_fast_forward else None,
+                kernel_build=args.kernel)
 
 
 def cmd_boot(args) -> int:

@@ -63,6 +63,11 @@ def summary(result: dict) -> str:
         h = result["hang"]
         line += f"  in {h.get('function')} at {_hex(h.get('address'))} after {h.get('virtual_time_us')} us"
         polls = h.get("polls")
+        waits = h.get("waits")
+        if waits:
+            pins = ", ".join(f"pin {p['pin']} vector {p['vector']:#x}" for p in waits.get("unmasked_ioapic_pins", []))
+            line += ("  spinning on memory, interrupts " + ("on" if waits.get("interrupts_enabled") else "off")
+                     + f"; waiting for an interrupt through {pins or 'no unmasked IOAPIC input'}")
         if polls:
             line += f"  polling {polls.get('device')} {_hex(polls.get('port_or_address'))}"
             if polls.get("register"):

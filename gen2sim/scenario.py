@@ -45,6 +45,19 @@ class BootResult:
     machine: Machine | None
 
 
+#: Fewer device reads than this in a hang window are set-up before the loop, not the loop polling the device.
+MIN_POLL_READS = 16
+
+
+def _waits(cpu, machine) -> dict:
+    """What a loop that reads no device waits on: the interrupt flag and the unmasked IOAPIC inputs (pin, vector)
+    through which an interrupt could still end it."""
+    flags = cpu.reg(X.UC_X86_REG_EFLAGS)
+    pins = [{"pin": pin, "vector": entry & 0xFF} for pin, entry in enumerate(machine.ioapic.entries)
+            if not entry & (1 << 16)]
+    return {"memory_only": True, "interrupts_enabled": bool(flags & 0x200), "unmasked_ioapic_pins": pins}
+
+
 def _hang_polls(trace, since: int, rtc_selected: int | None = None) -> dict | None:
     """The port/MMIO/MSR location read most often in the trace records since index ``since``.
 
@@ -207,11 +220,13 @@ def _return_to_firmware(image, call, trace) -> dict | None:
 
 def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
          madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
-         max_instructions: int = 2_000_000_000, fast_forward: bool | None = None) -> BootResult:
+         max_instructions: int = 2_000_000_000, fast_forward: bool | None = None,
+         kernel_build: str = "up") -> BootResult:
     """Boot ``hal_path`` for ``target`` on ``platform`` and return the verdict and figures.
 
     ``fast_forward`` turns polling-loop fast-forward on or off (default: on unless ``GEN2SIM_NO_FASTFORWARD``);
-    the result is the same either way, only the wall time differs.
+    the result is the same either way, only the wall time differs. ``kernel_build`` chooses the kernel build the
+    model stands in for ("up", or "mp" for a multiprocessor HAL such as ReactOS's halmp.dll).
 
     Raises ``SpecError``/``ModelError`` for bad options (unknown target, platform or Hyper-V feature).
     """
@@ -221,14 +236,15 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
     if fast_forward is not None:
         cpu.set_fast_forward(fast_forward)
     kernel = kernel_class(tgt.name)(tgt, mem, cpu, trace, clock, acpi_root_gpa=machine.acpi.root_gpa,
-                                    efi=platform == "gen2", acpi=machine.acpi)
+                                    efi=platform == "gen2", acpi=machine.acpi, build=kernel_build)
     addrs = tgt.addresses
     # The loader's page tables for the HAL's VA window (top 4 MB) and the local APIC page it maps there.
     mem.tables.ensure_tables(0xFFFF_FFFF_FFC0_0000, 0x40_0000)
     mem.tables.map(addrs["apic_base_va"], LAPIC_GPA, 0x1000, uncached=True)
 
     result: dict = {"hal": str(hal_path), "target": tgt.name, "platform": platform,
-                    "hv_clear": sorted(hv_clear), "madt_pcat": madt_pcat, "seconds": seconds}
+                    "hv_clear": sorted(hv_clear), "madt_pcat": madt_pcat, "seconds": seconds,
+                    "kernel_build": kernel_build}
     try:
         image = load_image(hal_path, mem, tgt, kernel)
     except LoadError as exc:
@@ -276,9 +292,15 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         first = trace.count()
 
         def hang_info(start: int, rip: int) -> dict:
-            return {"verdict": "hang", "hang": {"function": locate(rip), "address": rip, "called": name,
-                                                "polls": _hang_polls(trace, first, getattr(machine.rtc, "index", None)),
-                                                "virtual_time_us": (clock.now - start) // PS_PER_US}}
+            polls = _hang_polls(trace, first, getattr(machine.rtc, "index", None))
+            hang = {"function": locate(rip), "address": rip, "called": name, "polls": polls,
+                    "virtual_time_us": (clock.now - start) // PS_PER_US}
+            if polls is None or polls["reads"] < MIN_POLL_READS:
+                # A loop that reads no device (a few reads before it are not a poll) waits for something else
+                # to change memory: with interrupts on, an interrupt handler. Name what could still deliver one.
+                hang["polls"] = None
+                hang["waits"] = _waits(cpu, machine)
+            return {"verdict": "hang", "hang": hang}
 
         return cpu.call(address, args, limit_ps=limit_ps, max_instructions=max_instructions, hang_info=hang_info)
 

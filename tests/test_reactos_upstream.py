@@ -198,3 +198,33 @@ def test_link_is_reproducible(reactos_tree, reactos_build):
     dll.unlink()
     run_scons(REPO, f"reactos={reactos_tree}", "target=reactos-amd64", str(dll.relative_to(REPO)))
     assert dll.read_bytes() == before
+
+
+# ---- the boots: upstream is a legacy-PC HAL, its gen2 variant boots on both platforms -----------------------------
+
+def _boot(reactos_build: Path, flavor: str, dll: str, platform: str) -> dict:
+    return json.loads((reactos_build / flavor / f"boot-{dll}-{platform}.json").read_text())
+
+
+@pytest.mark.parametrize("dll", ["hal", "halmp"])
+def test_upstream_boots_on_gen1_and_hangs_in_tsc_calibration_on_gen2(reactos_build, dll):
+    gen1 = _boot(reactos_build, "upstream", dll, "gen1")
+    assert gen1["verdict"] == "booted", gen1.get("verdict")
+    assert abs(gen1["drift_ppm"]) < 10
+    # Gen2 raises no RTC periodic interrupt: the TSC calibration (reactos_hal.md §4) waits for it forever.
+    gen2 = _boot(reactos_build, "upstream", dll, "gen2")
+    assert gen2["verdict"] == "hang"
+    assert gen2["hang"]["function"] == "HalpInitializeTsc"
+
+
+@pytest.mark.parametrize("dll", ["hal", "halmp"])
+@pytest.mark.parametrize("platform", ["gen1", "gen2"])
+def test_gen2_variant_boots_with_the_gen2_figures(reactos_build, dll, platform):
+    result = _boot(reactos_build, "gen2", dll, platform)
+    assert result["verdict"] == "booted", result.get("verdict")
+    assert result["exits_per_qpc"] == 0                   # the reference TSC page: no exit per counter read
+    assert abs(result["drift_ppm"]) < 10
+    assert result["hal_init_virtual_us"] < 1000
+    assert result["ticks"] >= 60                          # a virtual second of 15.625 ms ticks
+    if dll == "hal":
+        assert result["exits_per_tick"] <= 1              # halmp also broadcasts the clock IPI per tick

@@ -48,8 +48,9 @@ class MiniKernel:
     firmware_efi = True
 
     def __init__(self, target, memory, cpu, trace, clock, *, acpi_root_gpa: int, efi: bool = True,
-                 acpi=None) -> None:
+                 acpi=None, build: str = "up") -> None:
         catalog.load_all()
+        self.build = build
         self.target = target
         self.mem = memory
         self.cpu = cpu
@@ -81,6 +82,19 @@ class MiniKernel:
         self._build()
 
     # ------------------------------------------------------------------ layout
+    def prcb_build_type(self) -> int:
+        """KPRCB.BuildType of the kernel build the model stands in for (``build``: "up" or "mp"), from the target's
+        ``[kernel.boot] prcb_build_type`` (a number, or a table by build)."""
+        value = self.L.kernel_tables.get("boot", {}).get("prcb_build_type", 0)
+        if isinstance(value, dict):
+            if self.build not in value:
+                raise ModelError(f"target {self.target.name}: no {self.build!r} kernel build "
+                                 f"(prcb_build_type has: {', '.join(sorted(value))})")
+            return int(value[self.build])
+        if self.build != "up":
+            raise ModelError(f"target {self.target.name}: the model has only a uniprocessor kernel for it")
+        return int(value)
+
     def s(self, struct_name: str, field_name: str) -> int:
         """Offset of a field of a target structure."""
         return self.L.off(struct_name, field_name)
@@ -147,7 +161,7 @@ class MiniKernel:
         put(self.prcb, "kprcb", "MHz", 2400)
         put(self.prcb, "kprcb", "MajorVersion", self.target.abi["prcb_major_version"])
         put(self.prcb, "kprcb", "MinorVersion", 1)
-        put(self.prcb, "kprcb", "BuildType", int(self.kernel_data("boot").get("prcb_build_type", 0)))
+        put(self.prcb, "kprcb", "BuildType", self.prcb_build_type())
         put(self.prcb, "kprcb", "CpuVendor", 1)  # CPU_INTEL
         put(self.prcb, "kprcb", "InitialApicId", 0)
         put(self.prcb, "kprcb", "GroupSetMember", 1)
