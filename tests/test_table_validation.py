@@ -10,14 +10,14 @@ Cases the machine model cannot host yet are ``xfail(strict=True)`` with the mode
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import struct
 from pathlib import Path
 
 import pytest
 
-from conftest import TARGETS, run_scons
+from conftest import TARGETS
 from specs import bugcheck_parameters
+from test_generate import variant_dlls  # noqa: F401 - the fixture: both variants, built by the main job's SConstruct
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = REPO / "tests" / "fixtures" / "acpi"
@@ -78,15 +78,6 @@ MODEL_LIMITS = {
 
 def _options(case: str) -> dict:
     return {"hv_clear": NO_REFERENCE_TIME} if case.startswith("pm-timer") else {}
-
-
-@pytest.fixture(scope="module")
-def variant_dlls() -> dict[str, Path]:
-    """The variant of each target, built by the main job's SConstruct (no-op when up to date)."""
-    if shutil.which("x86_64-w64-mingw32-gcc") is None:
-        pytest.fail("x86_64-w64-mingw32-gcc missing: run scripts/setup.sh")
-    run_scons(REPO, *[f"build/{t}/gen2/validation.json" for t in TARGETS])
-    return {t: REPO / "build" / t / "gen2" / "hal.dll" for t in TARGETS}
 
 
 def _boot(dll: Path, target: str, case: str) -> dict:
