@@ -277,3 +277,30 @@ def test_gen2_with_pcat_forced_hangs_in_timer_scaling_on_port_0(reference_build,
     assert hang["function"] == "HalpCalibrateStallExecution"
     assert hang["polls"]["port_or_address"] == 0 and hang["polls"]["device"] == "absent", hang["polls"]
     assert verdict_text(result) == "hang in HalpCalibrateStallExecution polling absent 0x0"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_without_a_pm_timer_timer_scaling_takes_the_rtc_path(reference_build, target, tmp_path):
+    # The other path of timer scaling: a FADT that declares no PM timer (PM_TMR_LEN = 0) on Generation 1's tables
+    # makes the reference HAL count between two RTC update edges -- about a second more of HalInitSystem than the
+    # 1/8 s PM-timer window, and the RTC's register A is polled instead of the PM timer.
+    import struct
+
+    from gen2sim import acpi
+    from gen2sim.scenario import boot
+
+    image = acpi.build_tables("gen1", 0xF000_0000)
+    for sig in ("APIC", "FACP", "DSDT"):
+        data = bytearray(image.tables[sig][1])
+        if sig == "FACP":
+            data[FADT_PM_TMR_LEN] = 0
+            data[9] = 0
+            data[9] = (-sum(data)) & 0xFF
+        (tmp_path / f"{sig.lower()}.dat").write_bytes(bytes(data))
+    with_pm = boot(reference_build[target] / "hal.dll", target, "gen1").result
+    rtc = boot(reference_build[target] / "hal.dll", target, "gen1", acpi_dir=str(tmp_path)).result
+    assert with_pm["verdict"] == "booted" and rtc["verdict"] == "booted", (with_pm["verdict"], rtc["verdict"])
+    assert with_pm["hal_init_virtual_us"] < 200_000 < 1_000_000 < rtc["hal_init_virtual_us"]
+    touched = {t["device"] for t in rtc["legacy_touches"] if t["first_function"] == "HalpCalibrateStallExecution"}
+    assert "RTC register A" in touched, rtc["legacy_touches"]
+    assert struct.unpack_from("<B", image.tables["FACP"][1], FADT_PM_TMR_LEN)[0] == 4   # gen1 declares one
