@@ -245,15 +245,22 @@ class _Hasher:
 
     def update(self, data: bytes) -> None:
         """Hash ``data`` after everything given before."""
+        if len(data) >= self.BLOCK // 4:  # large enough to go as it is: no copy
+            self._flush()
+            self._queue.put(data)
+            return
         self._pending.append(data)
         self._size += len(data)
         if self._size >= self.BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
             self._queue.put(b"".join(self._pending))
             self._pending, self._size = [], 0
 
     def __exit__(self, *exc) -> None:
-        if self._pending:
-            self._queue.put(b"".join(self._pending))
+        self._flush()
         self._queue.put(None)
         self._thread.join()
 
