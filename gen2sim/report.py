@@ -8,6 +8,14 @@ import tempfile
 from pathlib import Path
 
 
+def waits_text(waits: dict) -> str:
+    """How a hang that reads no device waits: "spinning on memory, interrupts on; waiting for an interrupt
+    through pin 8 vector 0xd1" (the scenario's ``hang.waits``)."""
+    pins = ", ".join(f"pin {p['pin']} vector {p['vector']:#x}" for p in waits.get("unmasked_ioapic_pins", []))
+    return ("spinning on memory, interrupts " + ("on" if waits.get("interrupts_enabled") else "off")
+            + f"; waiting for an interrupt through {pins or 'no unmasked IOAPIC input'}")
+
+
 def _atomic_write(path: str | Path, write) -> None:
     """Write through a temporary file in the same directory, then rename (no half-written outputs)."""
     path = Path(path)
@@ -63,11 +71,8 @@ def summary(result: dict) -> str:
         h = result["hang"]
         line += f"  in {h.get('function')} at {_hex(h.get('address'))} after {h.get('virtual_time_us')} us"
         polls = h.get("polls")
-        waits = h.get("waits")
-        if waits:
-            pins = ", ".join(f"pin {p['pin']} vector {p['vector']:#x}" for p in waits.get("unmasked_ioapic_pins", []))
-            line += ("  spinning on memory, interrupts " + ("on" if waits.get("interrupts_enabled") else "off")
-                     + f"; waiting for an interrupt through {pins or 'no unmasked IOAPIC input'}")
+        if h.get("waits"):
+            line += "  " + waits_text(h["waits"])
         if polls:
             line += f"  polling {polls.get('device')} {_hex(polls.get('port_or_address'))}"
             if polls.get("register"):

@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from .. import __version__
 from .inputs import KNOWN_VERDICTS, Run
+from gen2sim.report import waits_text
 from gen2sim.timeline import EXIT_CLASSES
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "report"
@@ -122,6 +123,8 @@ def verdict_lines(result: dict) -> tuple[str, list[str]]:
         lines.append(f"in {h.get('function') or '?'}" + (f" at {hexa(h['address'])}" if h.get("address") else ""))
         if h.get("polls"):
             lines.append(f"polling {polls_text(h['polls'])}")
+        elif h.get("waits"):
+            lines.append(waits_text(h["waits"]))
         elif h.get("detail"):
             lines.append(str(h["detail"]))
         if h.get("virtual_time_us") is not None:
