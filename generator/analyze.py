@@ -224,7 +224,8 @@ class _Locator:
 def entry_points(unit: BuildUnit, target: Target) -> dict[str, str]:
     """export name -> the function implementing it, for the unit's DLL.
 
-    A unit with a ``.spec`` (ReactOS) takes its exports from the spec for the spec's architecture and version;
+    A unit with a ``.spec`` (ReactOS) takes its function exports from the spec for the spec's architecture and
+    version (``extern`` data exports such as ``KdComPortInUse`` have no code to analyse);
     a unit that states names takes them (or, with none stated, the target's list) through its aliases.
     """
     if unit.exports.spec is not None:
@@ -233,7 +234,7 @@ def entry_points(unit: BuildUnit, target: Target) -> dict[str, str]:
             parsed = specfile.parse_spec(unit.exports.spec)
             return {specfile.plain_name(e.name): specfile.plain_name(e.target or e.name)
                     for e in parsed.selected(unit.exports.arch, unit.exports.version)
-                    if not e.is_forwarder and e.name != "@"}
+                    if not e.is_forwarder and e.name != "@" and e.convention != "extern"}  # data: no code
         except specfile.SpecError as exc:
             raise AnalyzeError(str(exc)) from None
     names = unit.exports.names or sorted(target.exports)
