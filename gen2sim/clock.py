@@ -69,13 +69,15 @@ class VirtualClock:
 
     def __init__(self) -> None:
         self.now = 0
+        #: TSC rate of this machine (a host profile may change it before the run).
+        self.tsc_hz = TSC_HZ
         self._queue: list[_Event] = []
         self._seq = 0
 
     # -- counters derived from virtual time ---------------------------------
     def tsc(self) -> int:
         """Time-stamp counter value at ``now``."""
-        return ticks(self.now, TSC_HZ)
+        return ticks(self.now, self.tsc_hz)
 
     def reference_100ns(self) -> int:
         """Hyper-V partition reference counter (100 ns units) at ``now``."""

@@ -41,7 +41,7 @@ from unicorn import (UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_MEM_FETC
 from unicorn import x86_const as X
 
 from .bus import AbsentDevice
-from .clock import COSTS, PS_PER_NS, TSC_HZ, REFERENCE_HZ
+from .clock import COSTS, PS_PER_NS, REFERENCE_HZ
 from .errors import GuestFault, ModelError
 from .ffeval import Aff, Diverges, Iv, Machine, Step, Unsupported, decode_block, path_steps
 from .ffplan import Access, Counter, Plan, earliest, plan_reads
@@ -286,7 +286,7 @@ class FastForward:
                        lambda space: COSTS[_EXIT_CLASS[space]], bases.__getitem__, induction)
 
     def _tsc(self) -> Counter:
-        return Counter(TSC_HZ, base=self.cpu.tsc_offset)
+        return Counter(self.cpu.clock.tsc_hz, base=self.cpu.tsc_offset)
 
     # ------------------------------------------------------------------ validation
     def _validate(self, arm: _Arm, path: tuple, steps: list[Step]) -> _Iteration | None:
@@ -545,7 +545,7 @@ class _CpuMsrs:
         """TSC MSR 0x10 follows the TSC; FS/GS bases and EFER are constant."""
         def answer(acc: Access):
             if acc.key == 0x10:
-                return Counter(TSC_HZ, base=self.cpu.tsc_offset)
+                return Counter(self.cpu.clock.tsc_hz, base=self.cpu.tsc_offset)
             if acc.key in (0xC0000080, 0xC0000100, 0xC0000101, 0xC0000102):
                 return self.cpu.uc.msr_read(acc.key)
             return None

@@ -89,11 +89,13 @@ class HyperV:
     ``interrupt`` and ``note``; the CPU core records the accesses); ``memory`` offers ``read(gpa, size)`` /
     ``write(gpa, data)``; ``lapic`` offers ``raise_vector(vector, level=False)``, ``eoi()`` and ``tpr``.
     ``cleared`` names features of ``specs/hyperv.toml`` ([[features]]) to remove, as ``--hv-clear`` does.
+    ``cpuid`` (a host profile's, ``gen2sim.hosts``) replaces registers of the default leaves before that; the TSC
+    rate (TSC_FREQUENCY, the TSC page's scale) is ``clock.tsc_hz``.
     """
 
     def __init__(self, clock: clk.VirtualClock, trace, memory: Memory, lapic: Lapic,
                  cleared: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
-                 spec: HvSpec | None = None) -> None:
+                 spec: HvSpec | None = None, cpuid: dict[int, dict[int, int]] | None = None) -> None:
         self.clock = clock
         self.trace = trace
         self.memory = memory
@@ -107,6 +109,10 @@ class HyperV:
 
         # The CPUID the guest sees: model defaults minus every bit a cleared feature names.
         leaves = {leaf: list(regs) for leaf, regs in self.spec.default_cpuid().items()}
+        # A host profile (gen2sim.hosts) replaces whole registers of the defaults: {leaf: {register index: value}}.
+        for leaf, regs in (cpuid or {}).items():
+            for index, value in regs.items():
+                leaves[leaf][index] = value
         for name in sorted(self.cleared):
             for b in self.spec.feature(name).clears:
                 if b.leaf in leaves:
@@ -332,7 +338,7 @@ class HyperV:
         return self.clock.reference_100ns()
 
     def _rd_TSC_FREQUENCY(self) -> int:
-        return clk.TSC_HZ
+        return self.clock.tsc_hz
 
     def _rd_APIC_FREQUENCY(self) -> int:
         return clk.APIC_TIMER_HZ
@@ -344,10 +350,9 @@ class HyperV:
         return 0
 
     # -- reference TSC page --------------------------------------------------------------------------------
-    @staticmethod
-    def tsc_scale() -> int:
+    def tsc_scale(self) -> int:
         """TscScale for the model's TSC: 100 ns units per TSC tick as a 64.64 fixed-point number."""
-        return (clk.REFERENCE_HZ << 64) // clk.TSC_HZ
+        return (clk.REFERENCE_HZ << 64) // self.clock.tsc_hz
 
     def _rd_REFERENCE_TSC(self) -> int:
         return self.reference_tsc_msr

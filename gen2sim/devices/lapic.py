@@ -42,7 +42,7 @@ from typing import Callable
 
 from specs import load_facts
 
-from ..clock import APIC_TIMER_HZ, TSC_HZ, VirtualClock, ps_for_ticks, ticks
+from ..clock import APIC_TIMER_HZ, VirtualClock, ps_for_ticks, ticks
 from ..clock import PS_PER_S
 from ..errors import GuestFault, ModelError
 from ..ffplan import Access, Counter, Plan, earliest
@@ -368,7 +368,7 @@ class LocalApic:
             if not self.tsc_deadline:
                 return None
             delta = self.tsc_deadline - self.read_tsc()
-            return ps_for_ticks(self.clock.tsc() + max(delta, 0), TSC_HZ)
+            return ps_for_ticks(self.clock.tsc() + max(delta, 0), self.clock.tsc_hz)
         if not self._t_running or mode not in (TIMER_ONESHOT, TIMER_PERIODIC):
             return None
         div = divide_value(self.timer_divide)
