@@ -3,7 +3,9 @@
 HalInitializeProcessor(0, LoaderBlock) → HalInitSystem(0, LoaderBlock) (FALSE → bug check 0x5C) →
 HalInitSystem(1, LoaderBlock) (FALSE → 0x61) → interrupts on, CR8 = 0, HalProcessorIdle in a loop for
 ``seconds`` of virtual time (KeQueryPerformanceCounter before and after it: the counter's rate) →
-KeQueryPerformanceCounter ×64 (exits per call, monotonic) → KeStallExecutionProcessor(1000) ×4 → ``booted``.
+KeQueryPerformanceCounter ×64 (exits per call, monotonic) → KeStallExecutionProcessor(1000) ×4 → judged
+(``gen2sim.judge``): ``booted`` when clock, counter, stall, idle and exports keep the bounds of
+``specs/verdict_bounds.toml``, else ``misbehaved`` naming each broken property with its figure.
 
 ``boot(...)`` returns a ``BootResult``: ``result`` is the JSON-able dict (deterministic: virtual time only) and
 ``machine`` the machine (its ``trace`` holds every intercepted operation).
@@ -21,6 +23,7 @@ from specs import SpecError, bugcheck_names, load_target
 from .clock import PS_PER_NS, PS_PER_S, PS_PER_US
 from .cpu import RunStop
 from .errors import ModelError
+from .judge import broken_text, judge
 from .kernel import kernel_class
 from .loader import LoadError, load_image
 from .machine import LAPIC_GPA, Machine
@@ -278,12 +281,17 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
 
     cpu.on_iret = on_iret
     hang_ps = int(hang_limit_s * PS_PER_S)
+    # What the verdict's judge needs besides the figures (gen2sim/judge.py).
+    called: Counter = Counter()
+    evidence = {"exports": sorted(image.exports), "called": called,
+                "stub_reads": _watch_stub_reads(kernel, cpu, mem)}
 
     def call(name: str, args=(), limit_ps: int = hang_ps):
         address = image.exports.get(name)
         if address is None:
             raise RunStop({"verdict": "fault", "fault": {"kind": "missing-export", "function": name,
                                                          "address": None, "detail": f"the HAL does not export {name}"}})
+        called[name] += 1
         return call_at(address, args, limit_ps, name)
 
     def call_at(address: int, args=(), limit_ps: int = hang_ps, name: str | None = None):
@@ -384,10 +392,15 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         qpc_idle = [(clock.now, call("KeQueryPerformanceCounter", [freq_va]))] if has_qpc else []
         idle_start, ticks_before = clock.now, len(kernel.ticks)
         idle_end = idle_start + int(seconds * PS_PER_S)
+        idle_first, idle_calls = len(trace.records), 0
         while clock.now < idle_end:
             call("HalProcessorIdle", [], limit_ps=hang_ps)
+            idle_calls += 1
             cpu.set_reg(X.UC_X86_REG_EFLAGS, cpu.reg(X.UC_X86_REG_EFLAGS) | 0x200)
             kernel.run_deferred()
+        evidence["idle"] = {"calls": idle_calls, "halts": _halts(trace, idle_first, len(trace.records)),
+                            "ticks": len(kernel.ticks) - ticks_before}
+        evidence["increments"] = kernel.tick_increments[ticks_before:]
         if has_qpc:
             qpc_idle.append((clock.now, call("KeQueryPerformanceCounter", [freq_va])))
         figures["idle_ticks"] = len(kernel.ticks) - ticks_before
@@ -418,6 +431,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
             figures["stall"] = {"requested_us": STALL_US, "measured_us": [round(t, 3) for t in taken]}
         result["verdict"] = "booted"
         figures["boot_records"] = len(trace.records)
+        figures["judge_evidence"] = evidence
         figures["return_to_firmware"] = _return_to_firmware(image, call, trace)
     except RunStop as stop:
         result.update(stop.verdict)
@@ -472,6 +486,7 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["exits_per_tick"] = round(sum(tick_exits) / len(tick_exits), 3) if tick_exits else None
     result["qpc"] = figures.get("qpc")
     result["stall"] = figures.get("stall")
+    _judge_verdict(result, figures.get("judge_evidence"))
     rtc_query = (figures.get("phase1_calls") or {}).pop("rtc_query_records", None)
     result["legacy_touches"] = _legacy_touches(trace, 0, figures.get("boot_records"),
                                                [rtc_query] if rtc_query else ())
@@ -488,6 +503,49 @@ def _finish(result: dict, machine: Machine, kernel, figures: dict | None) -> dic
     result["trace_sha256"] = trace.sha256()
     result["timeline"] = timeline_summary(trace.records, result["virtual_time_us"])
     return result
+
+
+def _watch_stub_reads(kernel, cpu, mem) -> list[dict]:
+    """Record every data read of the kernel's code stubs: a HAL that reads a kernel function's name as a variable
+    gets code bytes, not a value (judged as the ``kernel-data`` property). Returns the list the reads go to."""
+    from unicorn import UC_HOOK_MEM_READ
+
+    from .kernel.base import STUB_AREA, STUB_SLOT
+
+    reads: list[dict] = []
+    gpa = mem.translate(kernel.stub_va)
+
+    def hook(uc, access, address, size, value, _ud):
+        slot = kernel.stub_va + (address - gpa) // STUB_SLOT * STUB_SLOT
+        name = kernel._by_address.get(slot, ("an unused stub slot", None))[0]
+        if len(reads) < 64 and not any(r["name"] == name for r in reads):
+            data = uc.mem_read(address, size)
+            reads.append({"name": name, "function": cpu.locate(cpu.rip) if cpu.locate else None,
+                          "address": cpu.rip, "value": int.from_bytes(bytes(data), "little")})
+
+    cpu.uc.hook_add(UC_HOOK_MEM_READ, hook, None, gpa, gpa + STUB_AREA - 1)
+    return reads
+
+
+def _halts(trace, first: int, last: int) -> int:
+    """Halts in stored trace records ``first`` .. ``last``: HLT exits and Hyper-V GUEST_IDLE reads."""
+    return sum(weight for rec, weight in _weighted(trace, first, last)
+               if rec.get("kind") == "hlt" or (rec.get("kind") == "note" and rec.get("detail") == "guest idle"))
+
+
+def _judge_verdict(result: dict, evidence: dict | None) -> None:
+    """A boot that ran to its end is judged (gen2sim/judge.py): ``properties`` lists each property; breaking
+    any makes the verdict ``misbehaved`` with the broken ones under ``misbehaved``."""
+    result.setdefault("misbehaved", None)
+    if result.get("verdict") != "booted" or evidence is None:
+        result.setdefault("properties", None)
+        return
+    properties = judge(result, evidence)
+    result["properties"] = properties
+    broken = [p for p in properties if not p["ok"]]
+    if broken:
+        result["verdict"] = "misbehaved"
+        result["misbehaved"] = {"broken": [p["property"] for p in broken], "detail": broken_text(properties)}
 
 
 def _kernel_summary(kernel, figures: dict) -> dict:
