@@ -17,8 +17,14 @@ What the model decides where the TLFS leaves a choice (each is also said where i
   still queued is coalesced into it (counted in ``missed``).
 * Queued messages are retried on the TLFS triggers only: a new message, an APIC EOI (EOI MSR or
   ``notify_eoi()``), an EOM write.  A disabled SCONTROL or SIM page keeps messages queued.
-* AutoEOI is not modelled (the model recommends deprecating it, 0x40000004 EAX[9]); the vector is raised as an
-  ordinary edge interrupt.  The model never sets the VP assist page's NoEoiRequired, which the TLFS allows.
+* AutoEOI (SINTx bit 17): the vector is raised as an edge interrupt the local APIC retires at once when the CPU
+  takes it (the hypervisor's implicit EOI), so the guest must not EOI it (TLFS inter-partition-communication).
+* EOI assist ("lazy EOI", TLFS virtual-interrupts): while the VP assist page is enabled, the model sets
+  ApicAssist.NoEoiRequired when the CPU takes an edge interrupt and no other interrupt is requested.  The bit is
+  valid until the next exit that observes the local APIC (a new interrupt, an APIC register access, a synthetic
+  APIC MSR, a VP_ASSIST_PAGE write): there the model finishes the interrupt itself if the guest cleared the bit,
+  and otherwise clears the bit, so the guest's conventional EOI is the one that counts (as KVM's implementation of
+  the same page does).  One lazy EOI is outstanding at most, always for the highest in-service vector.
 * The hypercall page contains Intel's VMCALL; a VMCALL without an enabled hypercall page raises ``#UD``.
 """
 
@@ -60,9 +66,13 @@ class Memory(Protocol):
 class Lapic(Protocol):
     """The parts of the local APIC the model drives."""
 
-    def raise_vector(self, vector: int, level: bool = False) -> None: ...
+    eoi_assist: Any  # this model while the VP assist page is enabled, else None
+
+    def raise_vector(self, vector: int, level: bool = False, auto_eoi: bool = False) -> None: ...
 
     def eoi(self) -> None: ...
+
+    def retire(self, vector: int) -> None: ...
 
 
 @dataclass
@@ -149,6 +159,10 @@ class HyperV:
         self.timers = [SyntheticTimer(i) for i in range(self.spec.section("synthetic_timers")["count"])]
         self.crash_p = [0] * 5
         self.vp_assist_page = 0
+        #: The vector whose NoEoiRequired bit the model set and has not settled yet (see ``assist_sync``).
+        self.lazy_vector: int | None = None
+        #: Interrupts the model finished for the guest through the assist page (no exit each).
+        self.lazy_eois = 0
         self.icr = 0
         self.vp_index = d["vp_index"]
         #: Set once CRASH_CTL is written with CrashNotify: {'p': [p0..p4], 'ctl': value[, 'message': bytes]}.
@@ -399,6 +413,7 @@ class HyperV:
 
     # -- synthetic APIC registers --------------------------------------------------------------------------
     def _wr_EOI(self, value: int) -> None:
+        # TLFS virtual-interrupts: the same as a write to the APIC's EOI register (the APIC settles a lazy EOI).
         self.lapic.eoi()
         self.notify_eoi()
 
@@ -407,9 +422,11 @@ class HyperV:
         self._scan_messages()
 
     def _rd_ICR(self) -> int:
+        self.assist_sync()
         return self.icr
 
     def _wr_ICR(self, value: int) -> None:
+        self.assist_sync()
         self.icr = value & ~(1 << 12)  # delivery status always reads idle
         low = value & 0xFFFFFFFF
         vector, mode = low & 0xFF, (low >> 8) & 7
@@ -430,17 +447,69 @@ class HyperV:
         self.trace.record("interrupt", device="hyperv", value=vector, detail="ICR self IPI")
 
     def _rd_TPR(self) -> int:
+        self.assist_sync()
         return getattr(self.lapic, "tpr", 0) & 0xFF
 
     def _wr_TPR(self, value: int) -> None:
+        # TLFS virtual-interrupts: TPR[7:0] as the APIC's TPR register (the core derives CR8 from it).
+        self.assist_sync()
         self.lapic.tpr = value & 0xFF
 
     def _rd_VP_ASSIST_PAGE(self) -> int:
         return self.vp_assist_page
 
     def _wr_VP_ASSIST_PAGE(self, value: int) -> None:
-        # Zeroing the page before enabling is the guest's job; the model never sets NoEoiRequired.
+        # Zeroing the page before enabling is the guest's job (TLFS; Linux hv_cpu_init).  A lazy EOI outstanding on
+        # the old page is settled first; the local APIC asks this model about every interrupt while it is enabled.
+        self.assist_sync()
         self.vp_assist_page = value
+        enabled = bool(self._lay["VP_ASSIST_PAGE"].field("Enable").get(value))
+        self.lapic.eoi_assist = self if enabled else None
+        self.trace.record("note", device="hyperv", address=self._assist_gpa() if enabled else None,
+                          detail="VP assist page enabled" if enabled else "VP assist page disabled")
+
+    # -- EOI assist (lazy EOI) ---------------------------------------------------------------------------
+    def _assist_gpa(self) -> int:
+        page = self.spec.structure("VP_ASSIST_PAGE")
+        gpfn = self._lay["VP_ASSIST_PAGE"].field("Gpfn").get(self.vp_assist_page)
+        return (gpfn << 12) + page.member("ApicAssist").offset
+
+    def _assist_word(self) -> int:
+        return int.from_bytes(self.memory.read(self._assist_gpa(), 4), "little")
+
+    def assist_injected(self, vector: int, eligible: bool) -> None:
+        """The CPU took ``vector`` while the VP assist page is enabled (called by the local APIC).
+
+        ``eligible``: the interrupt is edge-triggered and no other one is requested -- the TLFS condition under
+        which the hypervisor sets NoEoiRequired.  Otherwise the bit is left clear and the guest must EOI.
+        """
+        if self.lazy_vector is not None:
+            raise ModelError(f"lazy EOI of vector {self.lazy_vector:#x} not settled before vector {vector:#x}")
+        if not eligible:
+            return
+        bit = self._lay["APIC_ASSIST"].field("NoEoiRequired").mask
+        self.memory.write(self._assist_gpa(), (self._assist_word() | bit).to_bytes(4, "little"))
+        self.lazy_vector = vector
+
+    def assist_sync(self) -> None:
+        """Settle an outstanding lazy EOI at an exit that observes the local APIC.
+
+        NoEoiRequired cleared by the guest: the guest ended the interrupt without an exit; the model retires the
+        vector now and rescans SynIC messages as for any EOI.  Still set: the guest has not ended it yet; the model
+        clears the bit, so the guest will EOI conventionally (TLFS: conventional EOIs remain valid).
+        """
+        vector = self.lazy_vector
+        if vector is None:
+            return
+        self.lazy_vector = None
+        bit = self._lay["APIC_ASSIST"].field("NoEoiRequired").mask
+        word = self._assist_word()
+        if word & bit:
+            self.memory.write(self._assist_gpa(), (word & ~bit).to_bytes(4, "little"))
+            return
+        self.lazy_eois += 1
+        self.lapic.retire(vector)
+        self.notify_eoi()
 
     # -- SynIC ------------------------------------------------------------------------------------------
     def _rd_SCONTROL(self) -> int:
@@ -616,9 +685,14 @@ class HyperV:
             # TLFS IPC: the interrupt is lost if the SINT is masked; polling mode never interrupts.
             if not sint_lay.field("Masked").get(sint_value) and not sint_lay.field("Polling").get(sint_value):
                 vector = sint_lay.field("Vector").get(sint_value)
-                self.lapic.raise_vector(vector, level=False)
+                if sint_lay.field("AutoEoi").get(sint_value):
+                    # TLFS IPC: the hypervisor performs the EOI when the interrupt is taken; the guest must not.
+                    self.lapic.raise_vector(vector, level=False, auto_eoi=True)
+                else:
+                    self.lapic.raise_vector(vector, level=False)
                 self.trace.record("interrupt", device="hyperv", value=vector,
-                                  detail=f"stimer{t.index} message sint{sint}")
+                                  detail=f"stimer{t.index} message sint{sint}" + (" auto-EOI" if
+                                         sint_lay.field("AutoEoi").get(sint_value) else ""))
 
     # -- crash MSRs ----------------------------------------------------------------------------------------
     def _rd_CRASH_P(self, index: int) -> int:

@@ -7,6 +7,11 @@ asks ``pending_vector()`` at instruction boundaries when RFLAGS.IF is set, moves
 the vector to service with ``acknowledge(vector)`` and delivers it through the
 guest IDT; the guest ends it with an EOI write, which lands in ``eoi()``.
 
+Two Hyper-V enlightenments end interrupts without that write (gen2sim.hyperv implements the hypervisor's side):
+a vector raised with ``auto_eoi`` (a SynIC SINT with AutoEOI) leaves service as soon as it is taken, and while
+``eoi_assist`` is set (the VP assist page is enabled) every taken interrupt is reported to it, and every exit that
+observes this APIC first lets it settle an outstanding lazy EOI (``retire(vector)``).
+
 Priority rules (Intel SDM vol. 3 ch. 11 "Advanced Programmable Interrupt Controller"):
 PPR = TPR when TPR[7:4] >= the highest in-service class, else that class (low
 nibble 0); a requested vector is deliverable only when its class (vector[7:4]) is
@@ -130,6 +135,10 @@ class LocalApic:
         #: Guest-visible TSC used by the TSC-deadline timer.
         self.read_tsc: Callable[[], int] = clock.tsc
         self.eoi_count = 0
+        #: Hyper-V's EOI assist while the VP assist page is enabled (``assist_injected`` / ``assist_sync``).
+        self.eoi_assist = None
+        #: Interrupts ended without a guest EOI: AutoEOI vectors and lazy EOIs.
+        self.implicit_eoi_count = 0
         self._timer_event = None
         self._reset_state()
 
@@ -138,6 +147,7 @@ class LocalApic:
         self.irr = 0
         self.isr = 0
         self.tmr = 0
+        self.auto_eoi = 0  # requested vectors the hypervisor ends when they are taken (SynIC AutoEOI)
         self._tpr = 0
         self.ldr = 0
         self.dfr = 0xFFFF_FFFF
@@ -221,12 +231,19 @@ class LocalApic:
     def _note(self, detail: str, address: int | None = None, value: int | None = None) -> None:
         self.trace.record("note", device=self.name, address=address, value=value, detail=detail)
 
-    def raise_vector(self, vector: int, level: bool = False) -> bool:
+    def _settle(self) -> None:
+        """An exit that observes the APIC: let Hyper-V settle an outstanding lazy EOI first."""
+        if self.eoi_assist is not None:
+            self.eoi_assist.assist_sync()
+
+    def raise_vector(self, vector: int, level: bool = False, auto_eoi: bool = False) -> bool:
         """Request ``vector`` (set its IRR bit; TMR records the trigger mode).
 
+        ``auto_eoi``: the vector leaves service as soon as the CPU takes it (Hyper-V SynIC AutoEOI).
         Returns whether the APIC accepted it: a disabled APIC (global or software)
         drops fixed interrupts, and vectors 0-15 are illegal (ESR bit 6).
         """
+        self._settle()
         vector &= 0xFF
         if not self.enabled:
             self._note(f"vector {vector:#04x} dropped: APIC globally disabled", value=vector)
@@ -244,6 +261,10 @@ class LocalApic:
             self.tmr |= bit
         else:
             self.tmr &= ~bit
+        if auto_eoi and not level:
+            self.auto_eoi |= bit
+        else:
+            self.auto_eoi &= ~bit
         return True
 
     def pending_vector(self) -> int | None:
@@ -261,10 +282,27 @@ class LocalApic:
         if not self.irr & bit:
             raise ModelError(f"acknowledge of vector {vector:#x} that is not requested")
         self.irr &= ~bit
+        if self.auto_eoi & bit:
+            # SynIC AutoEOI: the hypervisor ends the interrupt as it is delivered; it never enters service.
+            self.auto_eoi &= ~bit
+            self.implicit_eoi_count += 1
+            return
         self.isr |= bit
+        if self.eoi_assist is not None:
+            # TLFS EOI assist: no EOI needed for an edge interrupt when no other interrupt is requested.
+            self.eoi_assist.assist_injected(vector, not (self.tmr & bit) and not self.irr)
+
+    def retire(self, vector: int) -> None:
+        """Hyper-V ends edge ``vector`` for the guest (a lazy EOI): it leaves service without an EOI write."""
+        bit = 1 << vector
+        if _highest(self.isr) != vector or self.tmr & bit:
+            raise ModelError(f"lazy EOI of vector {vector:#x}, which is not the highest edge vector in service")
+        self.isr &= ~bit
+        self.implicit_eoi_count += 1
 
     def eoi(self) -> None:
         """End of interrupt: retire the highest in-service vector; a level one is forwarded."""
+        self._settle()
         self.eoi_count += 1
         vector = _highest(self.isr)
         if vector is None:
@@ -530,6 +568,7 @@ class LocalApic:
     def mmio_read(self, offset: int, size: int) -> int:
         """Read ``size`` bytes at ``offset`` in the APIC page (registers are 32 bits at 16-byte strides)."""
         mask = (1 << (8 * size)) - 1
+        self._settle()
         if not self.mmio_enabled:
             self._note("xAPIC MMIO read while not in xAPIC mode", address=offset)
             return mask
@@ -545,6 +584,7 @@ class LocalApic:
 
     def mmio_write(self, offset: int, size: int, value: int) -> None:
         """Write at ``offset`` in the APIC page; only aligned 32-bit writes take effect."""
+        self._settle()
         if not self.mmio_enabled:
             self._note("xAPIC MMIO write while not in xAPIC mode", address=offset, value=value)
             return
@@ -574,6 +614,7 @@ class LocalApic:
 
     def rdmsr(self, msr: int) -> int:
         """RDMSR of an APIC MSR; #GP for x2APIC MSRs outside x2APIC mode or write-only/absent ones."""
+        self._settle()
         if msr == MSR_APIC_BASE:
             return self.apic_base_msr
         if msr == MSR_TSC_DEADLINE:
@@ -591,6 +632,7 @@ class LocalApic:
     def wrmsr(self, msr: int, value: int) -> None:
         """WRMSR of an APIC MSR; #GP on reserved bits, invalid mode changes and read-only registers."""
         value &= 0xFFFF_FFFF_FFFF_FFFF
+        self._settle()
         if msr == MSR_APIC_BASE:
             self._write_apic_base(value)
             return
@@ -641,7 +683,8 @@ class LocalApic:
         """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
         return (self.apic_base_msr, self.irr, self.isr, self.tmr, self._tpr, self.ldr, self.dfr, self.svr,
                 tuple(sorted(self.lvt.items())), self.esr, self._esr_pending, self.icr, self.timer_initial,
-                self.timer_divide, self.tsc_deadline, self._t_start, self._t_first, self._t_running, self.eoi_count)
+                self.timer_divide, self.tsc_deadline, self._t_start, self._t_first, self._t_running, self.eoi_count,
+                self.auto_eoi, self.implicit_eoi_count, getattr(self.eoi_assist, "lazy_vector", None))
 
     def _ff_current_count(self) -> tuple[int | Counter, int | None] | None:
         """The current-count register as a counter until its next expiry (or reload), or a constant 0."""
