@@ -39,6 +39,26 @@ def _common(p: argparse.ArgumentParser, *, many: bool = False) -> None:
                    help="run polling loops step by step (same result, slower; also GEN2SIM_NO_FASTFORWARD=1)")
 
 
+def _platform_options(p: argparse.ArgumentParser) -> None:
+    """``boot``'s choices of the platform's behaviour: the Hyper-V host profile and the RTC's interrupts."""
+    from .hosts import DEFAULT_HOST, host_names, load_host
+
+    lines = []
+    for name in host_names():
+        try:
+            h = load_host(name)
+        except ModelError as exc:  # a broken profile file is reported, not hidden, when chosen
+            lines.append(f"{name} (unreadable: {exc})")
+            continue
+        lines.append(f"{name}: {h.description}, TSC {h.tsc_hz / 1e9:g} GHz")
+    p.add_argument("--host", metavar="NAME", default=None,
+                   help=f"Hyper-V host profile of specs/hosts/ (CPUID leaves, TSC rate; default {DEFAULT_HOST}): "
+                        + "; ".join(lines))
+    p.add_argument("--rtc-interrupts", choices=("on", "off"),
+                   help="RTC periodic/alarm/update interrupts (default: on for gen1; off for gen2, where the "
+                        "periodic interrupt was observed unusable on a real VM; on = as Microsoft's open VMM has them)")
+
+
 def _check(args) -> str | None:
     for dll in args.dll if isinstance(args.dll, list) else [args.dll]:
         if not Path(dll).is_file():
@@ -56,7 +76,8 @@ def _boot(args):
     madt = None if args.madt_pcat is None else args.madt_pcat == "on"
     return boot(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear), seconds=args.seconds,
                 madt_pcat=madt, acpi_dir=args.acpi, fast_forward=False if args.no_fast_forward else None,
-                kernel_build=args.kernel)
+                kernel_build=args.kernel, host=args.host,
+                rtc_interrupts=None if args.rtc_interrupts is None else args.rtc_interrupts == "on")
 
 
 def cmd_boot(args) -> int:
@@ -166,6 +187,7 @@ def register(subparsers) -> None:
                                           "counter and stall, and report a verdict: booted, bugcheck, hang, fault "
                                           "or load-error. Exit 0 booted, 1 other verdicts, 2 usage/load errors.")
     _common(p)
+    _platform_options(p)
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
     p.add_argument("--trace", metavar="OUT.jsonl", help="write every intercepted operation as JSON lines")
     p.set_defaults(func=cmd_boot)

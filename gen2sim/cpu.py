@@ -5,7 +5,7 @@ Choices, and why:
   ``msr_write``) rather than ``UC_TLB_VIRTUAL``: a HAL maps physical memory by writing PTEs through the self-map
   and ``invlpg``; with real paging QEMU's MMU honours those writes exactly as hardware does, kernel-half
   addresses work, and no Python TLB-fill hook runs on every miss.
-- RDMSR/WRMSR/MOV CR8/HLT/RDTSC/IRETQ are found by a byte scan of the executable sections and hooked with
+- RDMSR/WRMSR/MOV CR8/HLT/RDTSC/RDTSCP/IRETQ are found by a byte scan of the executable sections and hooked with
   ``UC_HOOK_CODE`` on each exact address (code hooks fire only at instruction starts, so a false match inside
   another instruction costs nothing).  Natively Unicorn would silently read 0 / drop them.
 - VMCALL raises ``UC_ERR_INSN_INVALID`` in Unicorn; the run loop recognises the bytes and calls the Hyper-V
@@ -35,6 +35,11 @@ from .memory import GuestMemory
 
 MSR_TSC, MSR_APIC_BASE, MSR_TSC_DEADLINE = 0x10, 0x1B, 0x6E0
 MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE = 0xC0000080, 0xC0000100, 0xC0000101, 0xC0000102
+MSR_TSC_AUX = 0xC0000103
+#: CPUID feature bits that decide whether an instruction or MSR exists (Intel SDM vol. 2A, CPUID).
+CPUID1_ECX_X2APIC, CPUID1_ECX_TSC_DEADLINE = 1 << 21, 1 << 24
+CPUID80000001_EDX_RDTSCP = 1 << 27
+APIC_BASE_EXTD = 1 << 10
 RFLAGS_IF = 0x200
 
 _VECTOR_NAMES = {0: "#DE", 1: "#DB", 3: "#BP", 6: "#UD", 8: "#DF", 13: "#GP", 14: "#PF", 17: "#AC", 18: "#MC"}
@@ -50,7 +55,8 @@ _CPUID = {
     # EDX: FPU TSC MSR PAE CX8 APIC SEP PGE CMOV PAT CLFSH MMX FXSR SSE SSE2; ECX: SSE3 SSSE3 CX16 SSE4.1/2 POPCNT
     0x1: (0x000306A9, 0x00010800, 0x00982201, 0x0789A371),
     0x80000000: (0x80000008, 0, 0, 0),
-    0x80000001: (0, 0, 0x1, 0x20100800),  # LAHF; SYSCALL NX LM
+    # LAHF; SYSCALL NX RDTSCP LM (Hyper-V passes RDTSCP through on the hosts the profiles describe)
+    0x80000001: (0, 0, 0x1, 0x28100800),
     0x80000008: (0x00003028, 0, 0, 0),  # 40-bit physical, 48-bit virtual
 }
 
@@ -68,11 +74,13 @@ class RunStop(Exception):
 def scan_privileged(code: bytes, base: int) -> dict[str, list[int]]:
     """Addresses in ``code`` (loaded at ``base``) that may start an instruction the core must intercept.
 
-    Returns ``{'rdmsr', 'wrmsr', 'rdtsc', 'hlt', 'iretq', 'cr8_write', 'cr8_read'}`` → sorted addresses.
+    Returns ``{'rdmsr', 'wrmsr', 'rdtsc', 'rdtscp', 'hlt', 'iretq', 'cr8_write', 'cr8_read'}`` → sorted addresses.
     A byte match that is not an instruction start is harmless: a code hook there never fires.
     """
-    out: dict[str, list[int]] = {k: [] for k in ("rdmsr", "wrmsr", "rdtsc", "hlt", "iretq", "cr8_write", "cr8_read")}
-    for pat, key in ((b"\x0f\x32", "rdmsr"), (b"\x0f\x30", "wrmsr"), (b"\x0f\x31", "rdtsc"), (b"\x48\xcf", "iretq")):
+    out: dict[str, list[int]] = {k: [] for k in ("rdmsr", "wrmsr", "rdtsc", "rdtscp", "hlt", "iretq", "cr8_write",
+                                                 "cr8_read")}
+    for pat, key in ((b"\x0f\x32", "rdmsr"), (b"\x0f\x30", "wrmsr"), (b"\x0f\x31", "rdtsc"), (b"\x48\xcf", "iretq"),
+                     (b"\x0f\x01\xf9", "rdtscp")):
         for m in re.finditer(re.escape(pat), code):
             out[key].append(base + m.start())
     for m in re.finditer(b"\xf4", code):
@@ -104,6 +112,7 @@ class Cpu:
         self.cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self.instructions = 0
         self.tsc_offset = 0
+        self.tsc_aux = 0  # IA32_TSC_AUX, what RDTSCP returns in ECX (the OS writes its processor number there)
         self._locate: Callable[[int], str | None] = lambda address: None
         self._block_insns: dict[tuple[int, int], int] = {}
         self._hooked: set[int] = set()
@@ -189,7 +198,7 @@ class Cpu:
     def add_code(self, start: int, data: bytes) -> None:
         """Announce an executable range (its bytes ``data`` at ``start``): hook its privileged instructions."""
         found = scan_privileged(data, start)
-        handlers = {"rdmsr": self._on_rdmsr, "wrmsr": self._on_wrmsr, "rdtsc": self._on_rdtsc,
+        handlers = {"rdmsr": self._on_rdmsr, "wrmsr": self._on_wrmsr, "rdtsc": self._on_rdtsc, "rdtscp": self._on_rdtscp,
                     "hlt": self._on_hlt, "iretq": self._on_iretq, "cr8_write": self._on_cr8_write,
                     "cr8_read": self._on_cr8_read}
         for key, addrs in found.items():
@@ -338,15 +347,39 @@ class Cpu:
             return "lapic"
         return "cpu"
 
+    def offers(self, leaf: int, register: int, mask: int) -> bool:
+        """Whether this machine's CPUID ``leaf`` sets ``mask`` in ``register`` (0..3 = EAX..EDX)."""
+        return bool(self.cpuid(leaf, 0)[register] & mask)
+
+    def _check_apic_msr(self, msr: int, value: int | None) -> None:
+        """x2APIC and the TSC-deadline timer exist only when CPUID offers them: otherwise their MSRs (and setting
+        EXTD in the APIC base MSR) raise #GP, as on a processor without them (Intel SDM vol. 3A, 10.12 and 10.5.4)."""
+        if msr == MSR_TSC_DEADLINE and not self.offers(1, 2, CPUID1_ECX_TSC_DEADLINE):
+            raise GuestFault("#GP", f"MSR {msr:#x} (TSC deadline) but CPUID.1:ECX[24] does not offer the "
+                                    "TSC-deadline timer")
+        if 0x800 <= msr <= 0x8FF and not self.offers(1, 2, CPUID1_ECX_X2APIC):
+            raise GuestFault("#GP", f"x2APIC MSR {msr:#x} but CPUID.1:ECX[21] does not offer x2APIC")
+        if (msr == MSR_APIC_BASE and value is not None and value & APIC_BASE_EXTD
+                and not self.offers(1, 2, CPUID1_ECX_X2APIC)):
+            raise GuestFault("#GP", f"APIC base MSR write {value:#x} sets EXTD (x2APIC mode) but CPUID.1:ECX[21] "
+                                    "does not offer x2APIC")
+
+    def tsc(self) -> int:
+        """The guest's time-stamp counter now (virtual time at the host profile's rate, plus WRMSR's offset)."""
+        return (self.clock.tsc() + self.tsc_offset) & 0xFFFF_FFFF_FFFF_FFFF
+
     def rdmsr(self, msr: int) -> int:
         """Read an MSR through the owning model; unknown MSRs raise ``GuestFault('#GP')``."""
         dev = self.msr_device(msr)
         if dev == "hyperv":
             return self.hyperv.rdmsr(msr)
         if dev == "lapic":
+            self._check_apic_msr(msr, None)
             return self.lapic.rdmsr(msr)
         if msr == MSR_TSC:
-            return (self.clock.tsc() + self.tsc_offset) & 0xFFFF_FFFF_FFFF_FFFF
+            return self.tsc()
+        if msr == MSR_TSC_AUX and self.offers(0x80000001, 3, CPUID80000001_EDX_RDTSCP):
+            return self.tsc_aux
         if msr in (MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_EFER):
             return self.uc.msr_read(msr)
         raise GuestFault("#GP", f"RDMSR of unmodelled MSR {msr:#x}")
@@ -357,7 +390,12 @@ class Cpu:
         if dev == "hyperv":
             self.hyperv.wrmsr(msr, value)
         elif dev == "lapic":
+            self._check_apic_msr(msr, value)
             self.lapic.wrmsr(msr, value)
+        elif msr == MSR_TSC_AUX and self.offers(0x80000001, 3, CPUID80000001_EDX_RDTSCP):
+            if value >> 32:
+                raise GuestFault("#GP", f"WRMSR {value:#x} to TSC_AUX sets reserved bits 63:32")
+            self.tsc_aux = value
         elif msr == MSR_TSC:
             # Real CPUs allow it: keep an offset so later reads continue from the written value.
             self.tsc_offset = value - self.clock.tsc()
@@ -399,10 +437,21 @@ class Cpu:
         uc.reg_write(X.UC_X86_REG_RIP, address + 2)
 
     def _on_rdtsc(self, uc, address, size, _ud):
-        value = (self.clock.tsc() + self.tsc_offset) & 0xFFFF_FFFF_FFFF_FFFF
+        value = self.tsc()
         uc.reg_write(X.UC_X86_REG_RAX, value & 0xFFFFFFFF)
         uc.reg_write(X.UC_X86_REG_RDX, value >> 32)
         uc.reg_write(X.UC_X86_REG_RIP, address + 2)
+
+    def _on_rdtscp(self, uc, address, size, _ud):
+        # Unicorn would answer from the host's counter; the model's TSC is virtual time at the profile's rate.
+        if not self.offers(0x80000001, 3, CPUID80000001_EDX_RDTSCP):
+            self._halt_with(self.fault("#UD", "RDTSCP but CPUID.80000001H:EDX[27] does not offer it", address))
+            return
+        value = self.tsc()
+        uc.reg_write(X.UC_X86_REG_RAX, value & 0xFFFFFFFF)
+        uc.reg_write(X.UC_X86_REG_RDX, value >> 32)
+        uc.reg_write(X.UC_X86_REG_RCX, self.tsc_aux)
+        uc.reg_write(X.UC_X86_REG_RIP, address + 3)
 
     # ------------------------------------------------------------------ CR8, HLT, IRETQ
     def _cr8_operand(self, address: int) -> int:

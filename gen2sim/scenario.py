@@ -224,17 +224,20 @@ def _return_to_firmware(image, call, trace) -> dict | None:
 def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
          madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
          max_instructions: int = 2_000_000_000, fast_forward: bool | None = None,
-         kernel_build: str = "up") -> BootResult:
+         kernel_build: str = "up", host: str | None = None, rtc_interrupts: bool | None = None) -> BootResult:
     """Boot ``hal_path`` for ``target`` on ``platform`` and return the verdict and figures.
 
     ``fast_forward`` turns polling-loop fast-forward on or off (default: on unless ``GEN2SIM_NO_FASTFORWARD``);
     the result is the same either way, only the wall time differs. ``kernel_build`` chooses the kernel build the
-    model stands in for ("up", or "mp" for a multiprocessor HAL such as ReactOS's halmp.dll).
+    model stands in for ("up", or "mp" for a multiprocessor HAL such as ReactOS's halmp.dll). ``host`` names a
+    Hyper-V host profile of ``specs/hosts/`` (CPUID leaves and TSC rate; default ``gen2sim.hosts.DEFAULT_HOST``);
+    ``rtc_interrupts`` turns the RTC's interrupts on or off (default: on for gen1, off for gen2).
 
     Raises ``SpecError``/``ModelError`` for bad options (unknown target, platform or Hyper-V feature).
     """
     tgt = load_target(target)
-    machine = Machine(platform, hv_clear=hv_clear, madt_pcat=madt_pcat, acpi_dir=acpi_dir)
+    machine = Machine(platform, hv_clear=hv_clear, madt_pcat=madt_pcat, acpi_dir=acpi_dir, host=host,
+                      rtc_interrupts=rtc_interrupts)
     clock, trace, cpu, mem = machine.clock, machine.trace, machine.cpu, machine.memory
     if fast_forward is not None:
         cpu.set_fast_forward(fast_forward)
@@ -247,7 +250,8 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
 
     result: dict = {"hal": str(hal_path), "target": tgt.name, "platform": platform,
                     "hv_clear": sorted(hv_clear), "madt_pcat": madt_pcat, "seconds": seconds,
-                    "kernel_build": kernel_build}
+                    "kernel_build": kernel_build, "host": machine.host.name, "tsc_hz": machine.host.tsc_hz,
+                    "rtc_interrupts": machine.rtc.legacy_interrupts}
     try:
         image = load_image(hal_path, mem, tgt, kernel)
     except LoadError as exc:

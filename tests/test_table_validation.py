@@ -4,7 +4,8 @@ reported through the Hyper-V crash MSRs -- never a silent boot, never a hang.
 
 Each case boots the built variant (both targets) on Generation 2 with the tables of ``tests/fixtures/acpi/<case>/``
 (``gen2hal boot --acpi``), made by ``tests/fixtures/acpi/make_tables.py`` from the modelled Generation 2 tables.
-Cases the machine model cannot host yet are ``xfail(strict=True)`` with the model's limit named.
+Valid but unusual tables (several IOAPICs, an IOAPIC at a 1 KiB-aligned address) must boot: the model places one
+IOAPIC per MADT entry at its address with the MADT's ID.
 """
 
 from __future__ import annotations
@@ -66,14 +67,9 @@ REFUSED = {
     "override-gsi-unserved": ("HALP_ACPI_UNSERVED_GSI", MADT, MADT_FIRST_ENTRY + 12 + 4, 100),
     "pm-timer-dead-port": ("HALP_ACPI_PM_TIMER_DEAD", FADT, FADT_X_PM_TMR_ADDRESS, 0x508),
 }
-ACCEPTED = ["sane-gen2", "x2apic-only"]
-#: Valid tables the machine model cannot host yet (gen2sim/machine.py), each with the model's limit.
-MODEL_LIMITS = {
-    "two-io-apics": "the model puts its one IOAPIC at the last MADT I/O APIC entry (0xFEC01000), so the first "
-                    "(0xFEC00000) is unbacked, and it faults on unbacked physical reads instead of reading all ones",
-    "io-apic-not-page-aligned": "the model cannot place an IOAPIC at a non-page-aligned address (0xFEC00400): "
-                                "its IOAPIC device spans a whole page from the MADT's address, which then faults",
-}
+#: Valid tables; the last two once failed on the model's limits (one IOAPIC at the last MADT entry, page-granular
+#: IOAPIC windows, faults on unbacked physical reads), now fixed in gen2sim/machine.py.
+ACCEPTED = ["sane-gen2", "x2apic-only", "two-io-apics", "io-apic-not-page-aligned"]
 
 
 def _options(case: str) -> dict:
@@ -94,7 +90,7 @@ def test_committed_tables_are_what_the_script_makes(tmp_path):
     assert made == committed
     for rel in made:
         assert (tmp_path / rel).read_bytes() == (TABLES / rel).read_bytes(), f"{rel} differs: rerun make_tables.py"
-    assert set(REFUSED) | set(ACCEPTED) | set(MODEL_LIMITS) == {p.parent.name for p in made}
+    assert set(REFUSED) | set(ACCEPTED) == {p.parent.name for p in made}
 
 
 def test_table_builder_reproduces_generation_2():
@@ -136,9 +132,17 @@ def test_live_pm_timer_passes_its_check(variant_dlls):
         assert r["verdict"] == "booted", (target, r["verdict"], r.get("bugcheck"))
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("case", sorted(MODEL_LIMITS))
-def test_valid_table_the_model_cannot_host(variant_dlls, target, case, request):
-    request.applymarker(pytest.mark.xfail(strict=True, reason=MODEL_LIMITS[case]))
-    r = _boot(variant_dlls[target], target, case)
-    assert r["verdict"] == "booted", (r["verdict"], r.get("bugcheck") or r.get("fault"))
+def test_each_madt_io_apic_is_placed_with_its_id():
+    # The model's IOAPICs are the MADT's: one per entry, at its (1 KiB-aligned) address, ID register = MADT ID.
+    from gen2sim import acpi
+    from gen2sim.machine import Machine
+
+    for case in ("two-io-apics", "io-apic-not-page-aligned", "sane-gen2"):
+        madt = acpi.parse_madt((TABLES / case / "apic.dat").read_bytes())
+        entries = [s for s in madt["subtables"] if s["type"] == "IO_APIC"]
+        m = Machine("gen2", acpi_dir=str(TABLES / case))
+        assert [(d.base, d.ioapic_id, d.gsi_base) for d in m.ioapics] == \
+            [(e["address"], e["io_apic_id"], e["gsi_base"]) for e in entries], case
+        for dev in m.ioapics:
+            m.mmio.write(dev.base, 4, 0)  # IOREGSEL = ID
+            assert m.mmio.read(dev.base + 0x10, 4) >> 24 == dev.ioapic_id, case

@@ -61,7 +61,11 @@ class IoApic:
         base: int = 0xFEC0_0000,
         pins: int = 24,
         version: int = 0x11,
+        gsi_base: int = 0,
+        name: str = "ioapic",
     ) -> None:
+        self.name = name
+        self.gsi_base = gsi_base
         self.clock = clock
         self.trace = trace
         self.lapic = lapic
@@ -151,7 +155,7 @@ class IoApic:
 
     # -- pins ------------------------------------------------------------------------------------------------------
     def set_irq(self, gsi: int, level: bool) -> None:
-        """Drive the physical level of input ``gsi``."""
+        """Drive the physical level of input ``gsi`` (the pin number: the GSI minus ``gsi_base``)."""
         if not 0 <= gsi < self.pins:
             self.trace.record(
                 "note",

@@ -5,15 +5,26 @@ the once-a-second update happens at every whole virtual second (1 s, 2 s, ...).
 The clock is stored as an offset in seconds from that update count, so nothing
 ticks when nobody looks.
 
-Two behaviours, chosen by ``legacy_interrupts``:
+Interrupts, chosen by ``legacy_interrupts``:
 
-- ``True`` (Generation 1): register A's UIP bit reads 1 during the 244 us before
-  each update; the periodic (PIE), alarm (AIE) and update-ended (UIE) interrupts
-  set PF/AF/UF and IRQF in register C and assert ISA IRQ 8 (``irq(8, True)``)
-  until register C is read, which clears the flags and drops the line.
-- ``False`` (Generation 2, see ``docs/gen2sim-design.md``): UIP always reads 0,
-  register C always reads 0 and IRQ 8 is never raised.  Time of day is still
-  readable and writable (``HalQueryRealTimeClock`` / ``HalSetRealTimeClock``).
+- ``True`` (Generation 1; Generation 2 with ``--rtc-interrupts on``, as Microsoft's
+  open VMM implements them): the periodic (PIE), alarm (AIE) and update-ended (UIE)
+  interrupts set PF/AF/UF and IRQF in register C and assert ISA IRQ 8
+  (``irq(8, True)``) until register C is read, which clears the flags and drops
+  the line.  With ``no_ack`` (the platform's WAET sets RTC_NO_ACK: "the RTC needs
+  no acknowledge") an interrupt that comes while the line is still up pulses it
+  (down, up), so every period gives an edge whether or not register C was read.
+- ``False`` (Generation 2 default: the periodic interrupt was observed unusable on
+  a real Gen2 VM): register C always reads 0 and IRQ 8 is never raised.  Time of
+  day is still readable and writable.
+
+Update-in-progress, chosen by ``uip_blip``:
+
+- ``False`` (MC146818, Generation 1): UIP reads 1 during the 244 us before each update.
+- ``True`` (Generation 2, after Microsoft's open VMM whose RTC was ported from
+  Hyper-V): UIP reads 1 on the first read of register A that comes more than 1 s
+  after the previous such "blip" (power-on counts as one), and 0 otherwise, so a wait
+  for its rising edge ends within about a second.
 
 Register formats follow register B: DM (bit 2) selects binary (1) or BCD (0),
 24/12 (bit 1) selects the hour format (12-hour hours carry PM in bit 7).  Writes
@@ -103,11 +114,16 @@ class Rtc(ByteIoDevice):
         legacy_interrupts: bool,
         start: _dt.datetime = START,
         irq_line: int = RTC_IRQ,
+        uip_blip: bool = False,
+        no_ack: bool = False,
     ) -> None:
         self.clock = clock
         self.trace = trace
         self.irq = irq or (lambda line, level: None)
         self.legacy_interrupts = legacy_interrupts
+        self.uip_blip = uip_blip
+        self.no_ack = no_ack
+        self._last_blip = 0  # virtual time of the last UIP blip (uip_blip mode)
         self.irq_line = irq_line
         self.ports = (0x70, 0x71)
         self.index = 0
@@ -214,7 +230,7 @@ class Rtc(ByteIoDevice):
         if reg in _TIME_REGS:
             return self._encode(reg, self._current_fields()[reg])
         if reg == REG_A:
-            return (self.ram[REG_A] & 0x7F) | (A_UIP if self._uip() else 0)
+            return (self.ram[REG_A] & 0x7F) | (A_UIP if self._read_uip() else 0)
         if reg == REG_C:
             return self._read_c()
         if reg == REG_D:
@@ -266,9 +282,23 @@ class Rtc(ByteIoDevice):
 
     # -- update-in-progress, flags, interrupts ---------------------------------------------------
     def _uip(self) -> bool:
-        if not self.legacy_interrupts or self.ram[REG_B] & B_SET:
+        """MC146818 UIP (no side effect): 1 in the 244 us before each update."""
+        if self.ram[REG_B] & B_SET:
             return False
         return self.clock.now % PS_PER_S >= PS_PER_S - UIP_LEAD_PS
+
+    def _blip_due(self) -> bool:
+        """``uip_blip`` mode: whether a register-A read now would blip (more than 1 s since the last blip)."""
+        return not self.ram[REG_B] & B_SET and self.clock.now - self._last_blip > PS_PER_S
+
+    def _read_uip(self) -> bool:
+        """UIP as a read of register A sees it (a blip is consumed by the read that sees it)."""
+        if not self.uip_blip:
+            return self._uip()
+        if self._blip_due():
+            self._last_blip = self.clock.now
+            return True
+        return False
 
     def _periodic_ticks(self) -> int:
         hz = periodic_hz(self.ram[REG_A] & 0x0F)
@@ -351,15 +381,26 @@ class Rtc(ByteIoDevice):
             when = (self._updates() + 1) * PS_PER_S
             self._update_event = self.clock.schedule(when, self._on_update, "rtc-update")
 
+    def _pulse_unacknowledged(self) -> None:
+        """RTC_NO_ACK: an interrupt while the line is still up (register C unread) is a fresh edge."""
+        if self.no_ack and self._irq_level and self._irqf():
+            self.interrupts += 1
+            self.trace.record("interrupt", device=self.name, address=self.irq_line, value=1,
+                              detail="IRQ8 pulsed (WAET RTC_NO_ACK: no register C read needed)")
+            self.irq(self.irq_line, False)
+            self.irq(self.irq_line, True)
+
     def _on_periodic(self) -> None:
         self._periodic_event = None
         self._sync_flags()
+        self._pulse_unacknowledged()
         self._update_irq()
         self._reschedule()
 
     def _on_update(self) -> None:
         self._update_event = None
         self._sync_flags()
+        self._pulse_unacknowledged()
         self._update_irq()
         self._reschedule()
 
@@ -368,7 +409,7 @@ class Rtc(ByteIoDevice):
         """Everything an access or an event can change (see ``gen2sim.ffplan``)."""
         frozen = tuple(sorted(self._frozen.items())) if self._frozen is not None else None
         return (self.index, self.nmi_masked, bytes(self.ram), self._offset, frozen, self._flags, self._pf_mark,
-                self._upd_mark, self._irq_level)
+                self._upd_mark, self._irq_level, self._last_blip)
 
     def _next_second(self) -> int:
         return (self._updates() + 1) * PS_PER_S
@@ -381,8 +422,14 @@ class Rtc(ByteIoDevice):
             return self._encode(reg, self._current_fields()[reg]), (None if self._frozen is not None
                                                                     else self._next_second())
         if reg == REG_A:
+            if self.uip_blip:
+                if self.ram[REG_B] & B_SET:
+                    return self.ram[REG_A] & 0x7F, None
+                if self._blip_due():
+                    return None  # this read blips: it changes the state
+                return self.ram[REG_A] & 0x7F, self._last_blip + PS_PER_S + 1
             value = (self.ram[REG_A] & 0x7F) | (A_UIP if self._uip() else 0)
-            if not self.legacy_interrupts or self.ram[REG_B] & B_SET:
+            if self.ram[REG_B] & B_SET:
                 return value, None
             second = now - now % PS_PER_S
             rise = second + PS_PER_S - UIP_LEAD_PS

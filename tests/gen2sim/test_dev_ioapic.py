@@ -183,3 +183,81 @@ def test_pit_irq0_through_gsi2_one_interrupt_per_period(env):
             taken.append(env.clock.now)
             env.lapic.eoi()
     assert taken == [ps_for_ticks(t0 + k * 1193, PIT_HZ) for k in range(1, 6)]
+
+
+# -- the machine's IOAPICs: one per MADT entry, at its address, with its ID and GSI base --------------------------------
+def test_gen2_machine_ioapic_id_is_the_madts():
+    from gen2sim import acpi
+    from gen2sim.machine import Machine
+
+    m = Machine("gen2")
+    entries = [s for s in acpi.parse_madt(m.acpi.tables["APIC"][1])["subtables"] if s["type"] == "IO_APIC"]
+    assert [(d.base, d.ioapic_id, d.gsi_base) for d in m.ioapics] == \
+        [(e["address"], e["io_apic_id"], e["gsi_base"]) for e in entries]
+    m.mmio.write(m.ioapic.base, 4, 0x00)
+    assert m.mmio.read(m.ioapic.base + 0x10, 4) == entries[0]["io_apic_id"] << 24
+    m.mmio.write(m.ioapic.base, 4, 0x02)  # arbitration ID
+    assert m.mmio.read(m.ioapic.base + 0x10, 4) == entries[0]["io_apic_id"] << 24
+
+
+def _madt_tables(tmp_path, io_apics):
+    """A copy of the Gen2 tables whose MADT lists ``io_apics`` [(id, address, gsi_base)] instead of its own."""
+    import struct
+
+    from gen2sim import acpi
+
+    image = acpi.build_tables("gen2", 0x10_0000)
+    for sig, (_gpa, data) in image.tables.items():
+        if sig in ("FACP", "DSDT"):
+            (tmp_path / f"{sig.lower()}.dat").write_bytes(data)
+    madt = image.tables["APIC"][1]
+    body, pos, subs = bytearray(), 0x2C, []
+    while pos < len(madt):
+        kind, length = madt[pos], madt[pos + 1]
+        if kind != 1:
+            subs.append(madt[pos:pos + length])
+        pos += length
+    for ident, address, gsi in io_apics:
+        body += struct.pack("<BBBBII", 1, 12, ident, 0, address, gsi)
+    for s in subs:
+        body += s
+    table = bytearray(madt[:0x2C]) + body
+    struct.pack_into("<I", table, 4, len(table))
+    table[9] = 0
+    table[9] = (-sum(table)) & 0xFF
+    (tmp_path / "apic.dat").write_bytes(bytes(table))
+    return str(tmp_path)
+
+
+def test_several_ioapics_route_gsis_by_base_and_sit_at_1k_aligned_addresses(tmp_path):
+    from gen2sim.machine import Machine
+
+    m = Machine("gen2", acpi_dir=_madt_tables(tmp_path, [(4, 0xFEC00400, 0), (7, 0xFEC01000, 24)]))
+    first, second = m.ioapics
+    assert (first.base, first.ioapic_id, second.base, second.ioapic_id) == (0xFEC00400, 4, 0xFEC01000, 7)
+    # each window answers at its own address; the page below the first (0xFEC00000) is unclaimed: all ones
+    m.mmio.write(0xFEC01000, 4, 0)
+    assert m.mmio.read(0xFEC01010, 4) == 7 << 24
+    assert m.mmio.read(0xFEC00000, 4) == 0xFFFF_FFFF
+    # GSI 30 is pin 6 of the second IOAPIC; GSI 9 pin 9 of the first
+    m.mmio.write(0xFEE000F0, 4, 0x1FF)  # software-enable the local APIC
+    second.write_register(0x10 + 2 * 6, 0x0000_0041)  # vector 0x41, edge, unmasked
+    first.write_register(0x10 + 2 * 9, 0x0000_0042)
+    m.set_gsi(30, True)
+    m.set_gsi(9, True)
+    assert (second.deliveries, first.deliveries) == (1, 1)
+    assert m.ioapic_for(48) is None
+
+
+def test_unbacked_physical_memory_reads_all_ones_from_the_guest():
+    # A real machine's unclaimed bus cycle reads all ones; the model once faulted.
+    from unicorn import x86_const as X
+
+    from gen2sim.machine import Machine
+
+    m = Machine("gen2")
+    for gpa, size in ((m.memory.ram.size, 4), (0xE000_0000, 8), (0x1_0000_0000, 4), (0xFEC0_2000, 1)):
+        assert int.from_bytes(m.cpu.uc.mem_read(gpa, size), "little") == (1 << (8 * size)) - 1, hex(gpa)
+        m.cpu.uc.mem_write(gpa, b"\0" * size)  # dropped
+        assert int.from_bytes(m.cpu.uc.mem_read(gpa, size), "little") == (1 << (8 * size)) - 1, hex(gpa)
+    assert X.UC_X86_REG_RAX  # the core is the real Unicorn one

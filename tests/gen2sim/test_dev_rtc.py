@@ -1,4 +1,5 @@
-"""MC146818 RTC: time of day, UIP, periodic/update/alarm interrupts, Gen1 vs Gen2."""
+"""MC146818 RTC: time of day, UIP, periodic/update/alarm interrupts, Gen1 vs Gen2 (UIP blips, interrupts off by
+default and on as an option), WAET's RTC_NO_ACK."""
 
 import datetime as dt
 
@@ -8,11 +9,13 @@ from gen2sim.devices.rtc import Rtc
 from gen2sim.trace import Trace
 
 
-def make(legacy):
+def make(legacy, *, gen2=None, no_ack=False):
+    """An RTC wired to a bus; ``legacy`` = interrupts on; ``gen2`` (default: not ``legacy``) = UIP blips."""
     clock = VirtualClock()
     trace = Trace(clock)
     lines = []
-    rtc = Rtc(clock, trace, irq=lambda line, level: lines.append((clock.now, line, level)), legacy_interrupts=legacy)
+    rtc = Rtc(clock, trace, irq=lambda line, level: lines.append((clock.now, line, level)), legacy_interrupts=legacy,
+              uip_blip=(not legacy) if gen2 is None else gen2, no_ack=no_ack)
     bus = IoBus(trace)
     bus.add(rtc)
     return clock, rtc, bus, lines
@@ -60,16 +63,67 @@ def test_uip_timing_gen1():
     assert cmos_read(bus, 0x0A) & 0x7F == 0x26
 
 
-def test_uip_always_zero_gen2_and_no_interrupts():
+def test_gen2_uip_blips_once_a_second_and_no_interrupts_by_default():
     clock, rtc, bus, lines = make(False)
     cmos_write(bus, 0x0B, 0x02 | 0x40 | 0x20 | 0x10)  # PIE, AIE, UIE
-    for step in range(0, 2 * PS_PER_S, 37 * PS_PER_US):
+    blips = []
+    for step in range(0, 3 * PS_PER_S + PS_PER_S // 2, 37 * PS_PER_US):
         clock.advance_to(step)
-        assert cmos_read(bus, 0x0A) & 0x80 == 0
+        if cmos_read(bus, 0x0A) & 0x80:
+            blips.append(step)
+    # the first read more than 1 s after the previous blip (power-on counts as one) sees UIP = 1, once
+    assert len(blips) == 3
+    assert blips[0] > PS_PER_S and blips[0] - PS_PER_S <= 37 * PS_PER_US
+    for a, b in zip(blips, blips[1:]):
+        assert PS_PER_S < b - a <= PS_PER_S + 37 * PS_PER_US
     assert cmos_read(bus, 0x0C) == 0
     assert lines == []
     assert clock.next_deadline() is None
-    assert cmos_read(bus, 0) == 0x01  # the time of day still runs
+    assert cmos_read(bus, 0) == 0x03  # the time of day still runs
+
+
+def test_gen2_uip_blip_depends_on_reads_not_on_the_second_boundary():
+    clock, rtc, bus, _ = make(False)
+    clock.advance_to(5 * PS_PER_S + PS_PER_S // 3)  # nobody read register A for 5 s
+    assert cmos_read(bus, 0x0A) & 0x80  # this read blips...
+    assert not cmos_read(bus, 0x0A) & 0x80  # ...and the next one does not
+    clock.advance(PS_PER_S)
+    assert not cmos_read(bus, 0x0A) & 0x80  # exactly 1 s later: not "more than" 1 s
+    clock.advance(1)
+    assert cmos_read(bus, 0x0A) & 0x80
+    cmos_write(bus, 0x0B, 0x80 | 0x02)  # SET: no update in progress while the clock is held
+    clock.advance(2 * PS_PER_S)
+    assert not cmos_read(bus, 0x0A) & 0x80
+
+
+def test_gen2_periodic_interrupt_as_an_option():
+    # --rtc-interrupts on: the open VMM's behaviour, the line held until register C is read; UIP still blips.
+    clock, rtc, bus, lines = make(True, gen2=True)
+    cmos_write(bus, 0x0A, 0x26)  # 1024 Hz
+    cmos_write(bus, 0x0B, 0x02 | 0x40)  # PIE
+    clock.advance(PS_PER_S // 1024 + 1)
+    assert lines and lines[-1][1:] == (8, True)
+    assert cmos_read(bus, 0x0C) == 0xC0
+    assert lines[-1][2] is False
+    clock.advance_to(PS_PER_S + 1)
+    assert cmos_read(bus, 0x0A) & 0x80
+
+
+def test_no_ack_periodic_interrupt_edges_without_register_c_reads():
+    # WAET RTC_NO_ACK: every period is an edge on IRQ 8 though nobody reads register C.
+    clock, rtc, bus, lines = make(True, no_ack=True)
+    cmos_write(bus, 0x0A, 0x26)
+    cmos_write(bus, 0x0B, 0x02 | 0x40)
+    clock.advance_to(ps_for_ticks(10, 1024))
+    rises = [t for t, _, level in lines if level]
+    assert rises == [ps_for_ticks(k, 1024) for k in range(1, 11)]
+    assert rtc.interrupts == 10
+    # without the flag the line stays up after the first period: one edge only
+    clock, rtc, bus, lines = make(True)
+    cmos_write(bus, 0x0A, 0x26)
+    cmos_write(bus, 0x0B, 0x02 | 0x40)
+    clock.advance_to(ps_for_ticks(10, 1024))
+    assert [t for t, _, level in lines if level] == [ps_for_ticks(1, 1024)]
 
 
 def test_periodic_1024hz_exact_and_reg_c_read_to_clear():
