@@ -402,6 +402,25 @@ class HyperV:
             off = self.spec.structure("REFERENCE_TSC_PAGE").member("TscSequence").offset
             self.memory.write(self._tsc_page_gpa() + off, struct.pack("<I", 0))
 
+    def plan_reference_tsc_page(self, *, invalid: bool = False, sequence_changes_us: tuple[int, ...] = ()) -> None:
+        """Boot options for the reference TSC page (TLFS timers allow both; the model's default does neither).
+
+        ``invalid``: the page is published with TscSequence 0 from the start (readers must use TIME_REF_COUNT).
+        ``sequence_changes_us``: virtual times (microseconds since power-on, increasing) at which the page is
+        republished with a new sequence, as after a save/restore or migration; an invalid page becomes valid there.
+        """
+        times = tuple(sequence_changes_us)
+        if any(t < 0 for t in times) or list(times) != sorted(set(times)):
+            raise ModelError(f"TSC sequence change times must be increasing and non-negative (us): {times}")
+        if invalid:
+            self.invalidate_reference_tsc_page()
+        for t in times:
+            self.clock.schedule(t * clk.PS_PER_US, self._sequence_change, "tsc-sequence")
+
+    def _sequence_change(self) -> None:
+        self.refresh_reference_tsc_page()
+        self.trace.record("note", device="hyperv", value=self.tsc_sequence, detail="reference TSC sequence changed")
+
     def refresh_reference_tsc_page(self) -> None:
         """Republish the TSC page with a new, non-zero sequence (0 is skipped: it means invalid)."""
         self._tsc_invalidated = False

@@ -652,3 +652,55 @@ def test_crash_message(m):
 def test_crash_ctl_without_notify_records_nothing(m):
     m.wr("CRASH_CTL", 0)
     assert m.hv.crash is None
+
+
+# ================================================================== reference TSC page: boot options, TSC rate
+def test_tsc_page_invalid_from_the_start(m):
+    m.hv.plan_reference_tsc_page(invalid=True)
+    m.wr("REFERENCE_TSC", TSC_GPA | 1)
+    assert m.mem.u32(TSC_GPA) == 0
+    m.clock.advance(10**9)
+    t, how = _read_reference_time(m)
+    assert how == "msr" and t == m.clock.reference_100ns()
+
+
+def test_tsc_sequence_changes_at_the_planned_times(m):
+    m.hv.plan_reference_tsc_page(sequence_changes_us=(100, 250))
+    m.wr("REFERENCE_TSC", TSC_GPA | 1)
+    seen = []
+    for t_us in (99, 100, 249, 250, 400):
+        m.clock.advance_to(t_us * clk.PS_PER_US)
+        seen.append(m.mem.u32(TSC_GPA))
+        assert _read_reference_time(m)[1] == "page"
+    assert seen[0] == seen[1] - 1 and seen[1] == seen[2] and seen[3] == seen[2] + 1 == seen[4]
+    assert [r["value"] for r in m.trace.records if r.get("detail") == "reference TSC sequence changed"] == seen[1::2][:2]
+
+
+def test_invalid_tsc_page_becomes_valid_at_a_sequence_change(m):
+    m.hv.plan_reference_tsc_page(invalid=True, sequence_changes_us=(50,))
+    m.wr("REFERENCE_TSC", TSC_GPA | 1)
+    assert _read_reference_time(m)[1] == "msr"
+    m.clock.advance_to(60 * clk.PS_PER_US)
+    assert m.mem.u32(TSC_GPA) != 0 and _read_reference_time(m)[1] == "page"
+
+
+@pytest.mark.parametrize("times", [(100, 50), (-1,), (10, 10)])
+def test_tsc_sequence_change_times_must_increase(m, times):
+    with pytest.raises(ModelError, match="increasing"):
+        m.hv.plan_reference_tsc_page(sequence_changes_us=times)
+
+
+@pytest.mark.parametrize("tsc_hz", [2_400_000_000, 2_592_000_000, 3_000_000_000])
+def test_tsc_rate_is_the_models_parameter(tsc_hz):
+    m = Machine()
+    m.clock.tsc_hz = tsc_hz
+    assert m.rd("TSC_FREQUENCY") == tsc_hz
+    m.wr("REFERENCE_TSC", TSC_GPA | 1)
+    assert m.mem.u64(TSC_GPA + 8) == (10**7 << 64) // tsc_hz
+    m.clock.advance(7 * clk.PS_PER_S + 123_456_789)
+    page_time = (m.clock.tsc() * m.mem.u64(TSC_GPA + 8)) >> 64
+    assert 0 <= m.rd("TIME_REF_COUNT") - page_time <= 1
+
+
+def test_default_tsc_rate_is_2_4_ghz(m):
+    assert m.rd("TSC_FREQUENCY") == 2_400_000_000
