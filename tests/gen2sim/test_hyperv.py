@@ -704,3 +704,46 @@ def test_tsc_rate_is_the_models_parameter(tsc_hz):
 
 def test_default_tsc_rate_is_2_4_ghz(m):
     assert m.rd("TSC_FREQUENCY") == 2_400_000_000
+
+
+# ======================================================================== GUEST_IDLE on the real CPU core
+def _idle_code(arm_timer: bool) -> str:
+    """IF = 0, optionally a one-shot 1 ms local-APIC timer on vector 0x40, then one GUEST_IDLE read."""
+    timer = """
+        mov dword ptr [rbx+0x3e0], 0xb
+        mov dword ptr [rbx+0x320], 0x40
+        mov dword ptr [rbx+0x380], 200000""" if arm_timer else ""
+    return f"""
+        cli
+        movabs rbx, 0xFFFFFFFFFFFE0000
+        mov dword ptr [rbx+0xf0], 0x1ff{timer}
+        mov ecx, {MSR['GUEST_IDLE']:#x}
+        rdmsr
+        ret"""
+
+
+def test_guest_idle_idles_like_hlt_and_wakes_with_interrupts_off(tmp_path):
+    from tests.gen2sim.test_cpu import build, harness
+
+    if not build.toolchain_present():
+        pytest.skip("mingw-w64 not installed")
+    m, _k, va = harness(tmp_path, _idle_code(arm_timer=True))
+    start, instructions = m.clock.now, m.cpu.instructions
+    m.cpu.call(va)
+    elapsed_us = (m.clock.now - start) / clk.PS_PER_US
+    assert 1000 <= elapsed_us < 1100  # the clock jumped to the timer: idle, not a spin
+    assert m.cpu.instructions - instructions < 20
+    assert m.lapic.irr_vectors() == [0x40] and m.lapic.isr_vectors() == []  # woken, not delivered (IF = 0)
+
+
+def test_guest_idle_without_an_interrupt_source_is_a_hang(tmp_path):
+    from gen2sim.cpu import RunStop
+    from tests.gen2sim.test_cpu import build, harness
+
+    if not build.toolchain_present():
+        pytest.skip("mingw-w64 not installed")
+    m, _k, va = harness(tmp_path, _idle_code(arm_timer=False))
+    with pytest.raises(RunStop) as info:
+        m.cpu.call(va)
+    assert info.value.verdict["verdict"] == "hang"
+    assert "no interrupt source" in info.value.verdict["hang"]["detail"]
