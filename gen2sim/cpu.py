@@ -420,6 +420,11 @@ class Cpu:
         uc.reg_write(X.UC_X86_REG_RAX, value & 0xFFFFFFFF)
         uc.reg_write(X.UC_X86_REG_RDX, value >> 32)
         uc.reg_write(X.UC_X86_REG_RIP, address + 2)
+        if self.hyperv is not None and self.hyperv.idle_requested:
+            # GUEST_IDLE (TLFS): the read idles the VP like HLT; any interrupt wakes it, even with IF = 0.
+            self.hyperv.idle_requested = False
+            self._halted = "guest-idle"
+            uc.emu_stop()
 
     def _on_wrmsr(self, uc, address, size, _ud):
         self.charge("msr")
@@ -618,9 +623,10 @@ class Cpu:
         self.uc.emu_stop()
 
     def _idle(self, start: int, hang_info) -> None:
-        """HLT: with IF=1 jump the clock to the next event until an interrupt is deliverable."""
+        """HLT: with IF=1 jump the clock to the next event until an interrupt is deliverable (GUEST_IDLE: also
+        with IF=0, waking without delivery)."""
         uc = self.uc
-        if not uc.reg_read(X.UC_X86_REG_EFLAGS) & RFLAGS_IF:
+        if not uc.reg_read(X.UC_X86_REG_EFLAGS) & RFLAGS_IF and self._halted != "guest-idle":
             raise RunStop({"verdict": "hang", "hang": {"function": self.locate(self.rip - 1), "address": self.rip - 1,
                                                        "polls": None, "detail": "HLT with interrupts disabled",
                                                        "virtual_time_us": (self.clock.now - start) // PS_PER_US}})

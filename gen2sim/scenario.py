@@ -224,7 +224,8 @@ def _return_to_firmware(image, call, trace) -> dict | None:
 def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds: float = 1.0,
          madt_pcat: bool | None = None, acpi_dir=None, hang_limit_s: float = 3.0,
          max_instructions: int = 2_000_000_000, fast_forward: bool | None = None,
-         kernel_build: str = "up", host: str | None = None, rtc_interrupts: bool | None = None) -> BootResult:
+         kernel_build: str = "up", host: str | None = None, rtc_interrupts: bool | None = None,
+         tsc_page_invalid: bool = False, tsc_sequence_changes_us: tuple[int, ...] = ()) -> BootResult:
     """Boot ``hal_path`` for ``target`` on ``platform`` and return the verdict and figures.
 
     ``fast_forward`` turns polling-loop fast-forward on or off (default: on unless ``GEN2SIM_NO_FASTFORWARD``);
@@ -232,12 +233,15 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
     model stands in for ("up", or "mp" for a multiprocessor HAL such as ReactOS's halmp.dll). ``host`` names a
     Hyper-V host profile of ``specs/hosts/`` (CPUID leaves and TSC rate; default ``gen2sim.hosts.DEFAULT_HOST``);
     ``rtc_interrupts`` turns the RTC's interrupts on or off (default: on for gen1, off for gen2).
+    ``tsc_page_invalid`` / ``tsc_sequence_changes_us``: the reference TSC page is invalid (sequence 0) from the start
+    / gets a new sequence at these virtual microseconds (``HyperV.plan_reference_tsc_page``).
 
     Raises ``SpecError``/``ModelError`` for bad options (unknown target, platform or Hyper-V feature).
     """
     tgt = load_target(target)
     machine = Machine(platform, hv_clear=hv_clear, madt_pcat=madt_pcat, acpi_dir=acpi_dir, host=host,
                       rtc_interrupts=rtc_interrupts)
+    machine.hyperv.plan_reference_tsc_page(invalid=tsc_page_invalid, sequence_changes_us=tsc_sequence_changes_us)
     clock, trace, cpu, mem = machine.clock, machine.trace, machine.cpu, machine.memory
     if fast_forward is not None:
         cpu.set_fast_forward(fast_forward)
