@@ -54,6 +54,10 @@ def _platform_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", metavar="NAME", default=None,
                    help=f"Hyper-V host profile of specs/hosts/ (CPUID leaves, TSC rate; default {DEFAULT_HOST}): "
                         + "; ".join(lines))
+    p.add_argument("--tsc-page-invalid", action="store_true",
+                   help="the reference TSC page is invalid (TscSequence 0) from the start (TLFS: use TIME_REF_COUNT)")
+    p.add_argument("--tsc-sequence-change", metavar="US[,US...]",
+                   help="republish the reference TSC page with a new sequence at these virtual microseconds")
     p.add_argument("--rtc-interrupts", choices=("on", "off"),
                    help="RTC periodic/alarm/update interrupts (default: on for gen1; off for gen2, where the "
                         "periodic interrupt was observed unusable on a real VM; on = as Microsoft's open VMM has them)")
@@ -67,6 +71,9 @@ def _check(args) -> str | None:
         return f"{args.acpi}: not a directory"
     if args.seconds <= 0 or args.seconds > 3600:
         return "--seconds must be in (0, 3600]"
+    change = getattr(args, "tsc_sequence_change", None)
+    if change and not all(t.strip().isdigit() for t in change.split(",")):
+        return f"--tsc-sequence-change {change!r}: expected increasing whole microseconds, comma-separated"
     return None
 
 
@@ -77,7 +84,13 @@ def _boot(args):
     return boot(args.dll, args.target, args.platform, hv_clear=_features(args.hv_clear), seconds=args.seconds,
                 madt_pcat=madt, acpi_dir=args.acpi, fast_forward=False if args.no_fast_forward else None,
                 kernel_build=args.kernel, host=args.host,
-                rtc_interrupts=None if args.rtc_interrupts is None else args.rtc_interrupts == "on")
+                rtc_interrupts=None if args.rtc_interrupts is None else args.rtc_interrupts == "on",
+                tsc_page_invalid=args.tsc_page_invalid, tsc_sequence_changes_us=_microseconds(args.tsc_sequence_change))
+
+
+def _microseconds(text: str | None) -> tuple[int, ...]:
+    """``--tsc-sequence-change US[,US...]`` as integers (argparse reports a bad value through ``_check``)."""
+    return tuple(int(t) for t in text.split(",") if t.strip()) if text else ()
 
 
 def cmd_boot(args) -> int:
