@@ -207,3 +207,28 @@ def test_cmos_ram_and_index_port():
     bus.write(0x70, 1, 0x8F)
     assert bus.read(0x70, 1) == 0x8F
     assert rtc.index == 0x0F and rtc.nmi_masked
+
+
+def test_machine_rtc_follows_the_published_waet_and_platform():
+    # The RTC needs no register-C acknowledge exactly when the WAET the machine publishes says so.
+    from gen2sim import acpi
+    from gen2sim.machine import Machine
+
+    for platform in ("gen1", "gen2"):
+        m = Machine(platform)
+        flags = acpi.parse_table(m.acpi.tables["WAET"][1])["flags"]
+        assert m.rtc.no_ack == bool(flags & 1) and m.rtc.no_ack  # both generations publish RTC_NO_ACK
+        assert m.rtc.legacy_interrupts == (platform == "gen1")  # gen2: interrupts off unless asked for
+        assert m.rtc.uip_blip == (platform == "gen2")
+    assert Machine("gen2", rtc_interrupts=True).rtc.legacy_interrupts
+    assert not Machine("gen1", rtc_interrupts=False).rtc.legacy_interrupts
+
+
+def test_tables_without_waet_need_the_acknowledge(tmp_path):
+    from gen2sim import acpi
+    from gen2sim.machine import Machine
+
+    image = acpi.build_tables("gen2", 0x10_0000)
+    for sig in ("APIC", "FACP", "DSDT"):
+        (tmp_path / f"{sig.lower()}.dat").write_bytes(image.tables[sig][1])
+    assert not Machine("gen1", acpi_dir=str(tmp_path)).rtc.no_ack

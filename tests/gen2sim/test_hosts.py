@@ -153,6 +153,7 @@ def test_cli_host_option(tmp_path):
     out = subprocess.run([str(gen2hal), "boot", "--help"], capture_output=True, text=True, check=True).stdout
     for name in host_names():
         assert name in out
+    assert "--rtc-interrupts" in out
     dll = tmp_path / "hal.dll"
     dll.write_bytes(b"MZ")
     proc = subprocess.run([str(gen2hal), "boot", str(dll), "--target", "reactos-amd64", "--host", "nope"],
