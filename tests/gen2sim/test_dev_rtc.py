@@ -232,3 +232,18 @@ def test_tables_without_waet_need_the_acknowledge(tmp_path):
     for sig in ("APIC", "FACP", "DSDT"):
         (tmp_path / f"{sig.lower()}.dat").write_bytes(image.tables[sig][1])
     assert not Machine("gen1", acpi_dir=str(tmp_path)).rtc.no_ack
+
+
+def test_gen2_uip_fast_forward_plan_stops_before_the_blip():
+    # A loop polling register A may be skipped only up to the first read that would blip; that read is refused.
+    from gen2sim.ffplan import Access
+
+    clock, rtc, bus, _ = make(False)
+    poll = [Access("w", 0x70, 1, 0x0A), Access("r", 0x71, 1)]
+    clock.advance_to(PS_PER_S // 2)
+    plan = rtc.ff_plan("io", poll)
+    assert plan.reads == {1: 0x26} and plan.until == PS_PER_S + 1
+    clock.advance_to(PS_PER_S + 1)
+    assert rtc.ff_plan("io", poll) is None  # this read changes the state (it blips)
+    assert cmos_read(bus, 0x0A) == 0xA6
+    assert rtc.ff_plan("io", poll).until == 2 * PS_PER_S + 2
