@@ -211,6 +211,22 @@ def test_variant_follows_reference_tsc_sequence_changes(variant_dlls):
         assert r["exits_per_qpc"] == 0 and abs(r["drift_ppm"]) < 10, kw
 
 
+def test_boot_command_line_tsc_page_options(variant_dlls, tmp_path, capsys):
+    """``gen2hal boot --tsc-page-invalid`` and ``--tsc-sequence-change`` reach the model (while the page is invalid
+    each counter read falls back to the MSR), and a bad ``--tsc-sequence-change`` is a usage error naming it."""
+    from gen2sim.cli import main
+
+    dll, out = str(variant_dlls["reactos-amd64"]), tmp_path / "r.json"
+    assert main(["boot", dll, "--target", "reactos-amd64", "--tsc-page-invalid", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["exits_per_qpc"] == 1
+    # Valid again from 0.1 s on (a new sequence): the counter reads are exit-free by the time they are measured.
+    assert main(["boot", dll, "--target", "reactos-amd64", "--tsc-page-invalid", "--tsc-sequence-change", "100000",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["exits_per_qpc"] == 0
+    assert main(["boot", dll, "--target", "reactos-amd64", "--tsc-sequence-change", "10,x"]) == 2
+    assert "--tsc-sequence-change '10,x'" in capsys.readouterr().err
+
+
 def _matrix(dll: Path, target: str) -> list[tuple[tuple[str, ...], dict]]:
     combos = [(f,) for f in MATRIX_FEATURES] + list(itertools.combinations(MATRIX_FEATURES, 2))
     return [(c, _boot(dll, target, "gen2", hv_clear=c)) for c in combos]
