@@ -281,6 +281,7 @@ class LocalApic:
         bit = 1 << vector
         if not self.irr & bit:
             raise ModelError(f"acknowledge of vector {vector:#x} that is not requested")
+        self._settle()  # injecting is the hypervisor's act: an earlier lazy EOI is settled first
         self.irr &= ~bit
         if self.auto_eoi & bit:
             # SynIC AutoEOI: the hypervisor ends the interrupt as it is delivered; it never enters service.
@@ -295,6 +296,8 @@ class LocalApic:
     def retire(self, vector: int) -> None:
         """Hyper-V ends edge ``vector`` for the guest (a lazy EOI): it leaves service without an EOI write."""
         bit = 1 << vector
+        if not self.isr & bit:
+            return  # no longer in service: the APIC was disabled (its state reset) in between
         if _highest(self.isr) != vector or self.tmr & bit:
             raise ModelError(f"lazy EOI of vector {vector:#x}, which is not the highest edge vector in service")
         self.isr &= ~bit

@@ -219,3 +219,26 @@ def test_synthetic_tpr_masks_and_icr_raises_on_the_real_apic():
     assert vp.hv.rdmsr(MSR["TPR"]) == 0 and vp.take() == 0x45
     vp.hv.wrmsr(MSR["EOI"], 0)
     assert vp.lapic.isr_vectors() == []
+
+
+def test_injection_settles_a_lazy_eoi_left_by_a_request_that_made_no_exit():
+    """An APIC error interrupt is requested by the APIC itself (no exit): taking it still settles the lazy EOI."""
+    vp = Vp()
+    vp.enable_assist()
+    vp.lapic.raise_vector(0x51)
+    vp.take()
+    assert vp.guest_lazy_eoi()
+    vp.lapic.lvt[0x370] = 0xFE  # error LVT unmasked on vector 0xFE
+    vp.lapic._error(0x80)  # what an illegal register access does, without passing through raise_vector
+    assert vp.take() == 0xFE
+    assert vp.lapic.isr_vectors() == [0xFE] and vp.hv.lazy_eois == 1
+
+
+def test_apic_disabled_while_a_lazy_eoi_is_outstanding():
+    vp = Vp()
+    vp.enable_assist()
+    vp.lapic.raise_vector(0x51)
+    vp.take()
+    assert vp.guest_lazy_eoi()
+    vp.lapic.wrmsr(0x1B, 0)  # globally disabled: the APIC's state is reset
+    assert vp.lapic.isr_vectors() == [] and vp.hv.lazy_vector is None
