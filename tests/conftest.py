@@ -42,6 +42,16 @@ def reactos_tree(tmp_path_factory) -> Path:
     return tree
 
 
+@pytest.fixture(scope="session")
+def reactos_build(reactos_tree) -> Path:
+    """``scons reactos=<copy>`` for the reactos-amd64 target: upstream and gen2 hal.dll/halmp.dll, validated and
+    booted (no-op when up to date); returns build/reactos-upstream."""
+    if shutil.which("x86_64-w64-mingw32-gcc") is None:
+        pytest.fail("x86_64-w64-mingw32-gcc missing: run scripts/setup.sh")
+    run_scons(REPO, "-j2", f"reactos={reactos_tree}", "target=reactos-amd64", "build/reactos-upstream")
+    return REPO / "build" / "reactos-upstream"
+
+
 def run_scons(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """Run SCons in ``cwd`` with this interpreter; raises with the build's output on failure."""
     proc = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=cwd, capture_output=True, text=True)

@@ -157,15 +157,6 @@ def test_generate_refuses_a_binding_that_no_longer_matches(reactos_tree, tmp_pat
 
 # ---- the build: upstream and gen2, hal.dll and halmp.dll --------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reactos_build(reactos_tree) -> Path:
-    """``scons reactos=<copy>`` (both flavours, both DLLs); returns build/reactos-upstream."""
-    if shutil.which("x86_64-w64-mingw32-gcc") is None:
-        pytest.fail("x86_64-w64-mingw32-gcc missing: run scripts/setup.sh")
-    run_scons(REPO, "-j2", f"reactos={reactos_tree}", "target=reactos-amd64", "build/reactos-upstream")
-    return REPO / "build" / "reactos-upstream"
-
-
 @pytest.mark.parametrize("flavor", ["upstream", "gen2"])
 @pytest.mark.parametrize("dll", ["hal", "halmp"])
 def test_built_dlls_are_valid(reactos_tree, reactos_build, flavor, dll):

@@ -20,7 +20,6 @@ from gen2sim.scenario import boot  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = ("reactos-amd64", "win7sp1-amd64")
-UPSTREAM = REPO / "build" / "reactos-upstream" / "upstream" / "hal.dll"
 needs_cc = pytest.mark.skipif(not build.toolchain_present(), reason="mingw-w64 not installed")
 
 
@@ -200,10 +199,9 @@ def test_hal_importing_every_name_of_the_list_boots(tmp_path, target):
 
 
 @pytest.fixture(scope="module")
-def upstream():
-    if not UPSTREAM.is_file():
-        pytest.skip(f"{UPSTREAM} not built (the upstream ReactOS build of the main job's upstream step)")
-    return UPSTREAM
+def upstream(reactos_build):
+    """Upstream ReactOS's hal.dll, built from a copy of the subset (conftest's ``reactos_build``)."""
+    return reactos_build / "upstream" / "hal.dll"
 
 
 def test_upstream_reactos_hal_boots_on_gen1(upstream):
