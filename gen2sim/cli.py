@@ -14,6 +14,7 @@ from pathlib import Path
 from specs import SpecError, target_names
 
 from .errors import ModelError
+from .judge import bounds_text
 
 
 def _features(text: str | None) -> tuple[str, ...]:
@@ -197,8 +198,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("boot", help="boot a hal.dll on the deterministic Gen1/Gen2 machine model",
                               description="Load HAL.DLL like a kernel loader, run HalInitializeProcessor, "
                                           "HalInitSystem(0/1), idle with the clock running, query the performance "
-                                          "counter and stall, and report a verdict: booted, bugcheck, hang, fault "
-                                          "or load-error. Exit 0 booted, 1 other verdicts, 2 usage/load errors.")
+                                          "counter and stall, and report a verdict: booted, misbehaved, bugcheck, "
+                                          "hang, fault or load-error. A run that ends is booted only when it keeps "
+                                          "every bound below, else misbehaved naming each broken property with its "
+                                          "figure. Exit 0 booted, 1 other verdicts, 2 usage/load errors.",
+                              epilog="Bounds of a booted verdict (specs/verdict_bounds.toml): "
+                                     + " ".join(f"{line}." for line in bounds_text()))
     _common(p)
     _platform_options(p)
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")

@@ -94,15 +94,20 @@ def bounds_text(bounds: Bounds | None = None) -> list[str]:
     """One line per property: its bound and its reason (printed by ``gen2hal boot --help`` and the report)."""
     b = bounds or load_bounds()
     figures = {
-        "clock": f"|drift| <= {b.max_drift_ppm:g} ppm, >= {b.min_idle_ticks} ticks in idle, increments within "
+        "clock": f"|drift| <= {_n(b.max_drift_ppm)} ppm, >= {b.min_idle_ticks} ticks in idle, increments within "
                  f"the announced range",
-        "qpc": f"monotonic, |rate error| <= {b.max_qpc_rate_error_ppm:g} ppm",
-        "stall": f"|error| <= {b.max_stall_error_ppm:g} ppm of the time asked",
-        "idle": f">= {b.min_halts_per_call:g} halt per HalProcessorIdle call",
+        "qpc": f"monotonic, |rate error| <= {_n(b.max_qpc_rate_error_ppm)} ppm",
+        "stall": f"|error| <= {_n(b.max_stall_error_ppm)} ppm of the time asked",
+        "idle": f">= {_n(b.min_halts_per_call)} halt per HalProcessorIdle call",
         "exports": "present and called: " + ", ".join(b.boot_exports),
         "kernel-data": "no read of a kernel function as a variable",
     }
     return [f"{prop}: {figures[prop]} ({b.reasons[prop]})" for prop in PROPERTIES]
+
+
+def _n(value: float) -> str:
+    """A figure as people read it: 14,625,000 / -0.06 / 500."""
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
 
 
 def _property(name: str, broken: list[str], figure, bound) -> dict:
@@ -130,7 +135,7 @@ def _clock(result: dict, evidence: dict, b: Bounds) -> dict:
         if ticks >= b.min_idle_ticks:
             broken.append("drift could not be measured")
     elif abs(drift) > b.max_drift_ppm:
-        broken.append(f"drift {drift:g} ppm (bound {b.max_drift_ppm:g})")
+        broken.append(f"drift {_n(drift)} ppm (bound {_n(b.max_drift_ppm)})")
     return _property("clock", broken, {"drift_ppm": drift, "idle_ticks": ticks, "announced": announced},
                      {"max_drift_ppm": b.max_drift_ppm, "min_idle_ticks": b.min_idle_ticks})
 
@@ -149,8 +154,8 @@ def _qpc(result: dict, b: Bounds) -> dict:
         if error is None and qpc.get("frequency"):
             broken.append("rate could not be measured")
         elif error is not None and abs(error) > b.max_qpc_rate_error_ppm:
-            broken.append(f"rate error {error:g} ppm at reported frequency {qpc.get('frequency')} Hz "
-                          f"(bound {b.max_qpc_rate_error_ppm:g})")
+            broken.append(f"rate error {_n(error)} ppm at reported frequency {qpc.get('frequency')} Hz "
+                          f"(bound {_n(b.max_qpc_rate_error_ppm)})")
     figure = None if not qpc else {k: qpc.get(k) for k in ("frequency", "monotonic", "rate_error_ppm")}
     return _property("qpc", broken, figure, {"max_rate_error_ppm": b.max_qpc_rate_error_ppm})
 
@@ -166,8 +171,8 @@ def _stall(result: dict, b: Bounds) -> dict:
         worst = max(errors, key=abs)
         if abs(worst) > b.max_stall_error_ppm:
             taken = stall["measured_us"][errors.index(worst)]
-            broken.append(f"KeStallExecutionProcessor({asked}) took {taken:g} us: error {worst:g} ppm "
-                          f"(bound {b.max_stall_error_ppm:g})")
+            broken.append(f"KeStallExecutionProcessor({asked}) took {_n(taken)} us: error {_n(worst)} ppm "
+                          f"(bound {_n(b.max_stall_error_ppm)})")
     return _property("stall", broken, {"error_ppm": errors} if stall else None,
                      {"max_error_ppm": b.max_stall_error_ppm})
 
@@ -177,7 +182,7 @@ def _idle(evidence: dict, b: Bounds) -> dict:
     calls, halts = idle.get("calls", 0), idle.get("halts", 0)
     broken = []
     if calls and halts < b.min_halts_per_call * calls:
-        broken.append(f"{halts} halts in {calls} HalProcessorIdle calls (at least {b.min_halts_per_call:g} per "
+        broken.append(f"{halts} halts in {calls} HalProcessorIdle calls (at least {_n(b.min_halts_per_call)} per "
                       f"call expected)")
     elif not calls:
         broken.append("HalProcessorIdle was not called")

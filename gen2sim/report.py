@@ -54,6 +54,18 @@ def _hex(v) -> str:
     return f"{v:#x}" if isinstance(v, int) else str(v)
 
 
+def properties_lines(result: dict) -> list[str]:
+    """The judged properties of a boot that ran to its end: one line naming those kept, one per broken property
+    with its figure; none for a boot that was not judged."""
+    props = result.get("properties") or []
+    if not props:
+        return []
+    kept = [p["property"] for p in props if p.get("ok")]
+    out = [f"properties kept: {', '.join(kept) or 'none'} (bounds: specs/verdict_bounds.toml)"]
+    out += [f"  BROKEN {p['property']}: {p.get('detail')}" for p in props if not p.get("ok")]
+    return out
+
+
 def summary(result: dict) -> str:
     """A short human-readable summary (one screen)."""
     lines = [f"{result.get('hal')}  target {result.get('target')}  platform {result.get('platform')}"
@@ -84,7 +96,10 @@ def summary(result: dict) -> str:
         line += f"  {f.get('kind')} in {f.get('function')} at {_hex(f.get('address'))}: {f.get('detail')}"
     elif verdict == "load-error" and result.get("load_error"):
         line += f"  {result['load_error'].get('reason')}"
+    elif verdict == "misbehaved" and result.get("misbehaved"):
+        line += f"  {result['misbehaved'].get('detail')}"
     lines.append(line)
+    lines.extend(properties_lines(result))
     if verdict != "load-error":
         tp = result.get("tick_period_ns")
         inc = result.get("time_increment_100ns") or {}

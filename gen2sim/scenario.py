@@ -38,6 +38,9 @@ LEGACY_PORTS = {0x20: "8259", 0x21: "8259", 0xA0: "8259", 0xA1: "8259", 0x4D0: "
 QPC_CALLS = 64
 STALL_CALLS = 4
 STALL_US = 1000
+#: HalProcessorIdle calls after which the idle window ends early: an idle that halts returns once per interrupt
+#: (65 times in a second of a 64 Hz clock); one that returns at once would otherwise be called millions of times.
+MAX_IDLE_CALLS = 10_000
 
 
 @dataclass
@@ -401,7 +404,7 @@ def boot(hal_path, target: str, platform: str = "gen2", *, hv_clear=(), seconds:
         idle_start, ticks_before = clock.now, len(kernel.ticks)
         idle_end = idle_start + int(seconds * PS_PER_S)
         idle_first, idle_calls = len(trace.records), 0
-        while clock.now < idle_end:
+        while clock.now < idle_end and idle_calls < MAX_IDLE_CALLS:
             call("HalProcessorIdle", [], limit_ps=hang_ps)
             idle_calls += 1
             cpu.set_reg(X.UC_X86_REG_EFLAGS, cpu.reg(X.UC_X86_REG_EFLAGS) | 0x200)

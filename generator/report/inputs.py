@@ -12,10 +12,10 @@ from pathlib import Path
 from gen2sim.timeline import DEFAULT_BINS, TimelineError, check_timeline, timeline_from_trace
 
 #: Verdicts gen2sim gives today; another non-empty verdict string is shown as it is (a newer model may add some).
-KNOWN_VERDICTS = ("booted", "bugcheck", "hang", "fault", "reset", "load-error", "model-error")
+KNOWN_VERDICTS = ("booted", "misbehaved", "bugcheck", "hang", "fault", "reset", "load-error", "model-error")
 #: Where the details of each verdict live in the boot JSON.
-VERDICT_DETAIL = {"bugcheck": "bugcheck", "hang": "hang", "fault": "fault", "reset": "reset",
-                  "load-error": "load_error", "model-error": "model_error"}
+VERDICT_DETAIL = {"misbehaved": "misbehaved", "bugcheck": "bugcheck", "hang": "hang", "fault": "fault",
+                  "reset": "reset", "load-error": "load_error", "model-error": "model_error"}
 RUN_GLOB = "boot-*.json"
 
 
@@ -60,6 +60,21 @@ def _need(result: dict, path, key: str, kinds: tuple, what: str, *, nullable: bo
     raise ReportInputError(path, name, f"must be {what}, not {json.dumps(value)[:60]}")
 
 
+def _check_properties(result: dict, path) -> None:
+    """The judged properties (gen2sim/judge.py), when the boot has them: a list of {property, ok, detail, ...}."""
+    props = result.get("properties")
+    if props is None:
+        return
+    if not isinstance(props, list):
+        raise ReportInputError(path, "properties", "must be a list of judged properties or null")
+    for i, p in enumerate(props):
+        if not isinstance(p, dict) or not isinstance(p.get("property"), str) or not isinstance(p.get("ok"), bool):
+            raise ReportInputError(path, f"properties[{i}]", "must be an object with a \"property\" name and "
+                                                             "an \"ok\" boolean")
+        if p.get("detail") is not None and not isinstance(p["detail"], str):
+            raise ReportInputError(path, f"properties[{i}].detail", "must be a string or null")
+
+
 def check_boot(result, path) -> dict:
     """Check the fields of a boot JSON the report relies on; returns it or raises ``ReportInputError``."""
     if not isinstance(result, dict):
@@ -78,6 +93,8 @@ def check_boot(result, path) -> dict:
             for i, p in enumerate(params):
                 if not _is_int(p):
                     raise ReportInputError(path, f"bugcheck.params[{i}]", f"must be an integer, not {p!r}")
+        elif verdict == "misbehaved":
+            _need(detail, path, "detail", (str,), "a string naming the broken properties", parent="misbehaved")
         elif verdict == "hang":
             _need(detail, path, "function", (str,), "a function name or null", nullable=True, parent="hang")
             polls = _need(detail, path, "polls", (dict,), "an object or null", nullable=True, parent="hang") \
@@ -102,6 +119,7 @@ def check_boot(result, path) -> dict:
     for key in ("tick_period_ns", "time_increment_100ns", "qpc", "stall"):
         if result.get(key) is not None and not isinstance(result[key], dict):
             raise ReportInputError(path, key, "must be an object or null")
+    _check_properties(result, path)
     touches = result.get("legacy_touches")
     if touches is not None:
         if not isinstance(touches, list):

@@ -110,6 +110,9 @@ def verdict_lines(result: dict) -> tuple[str, list[str]]:
                                                               if isinstance(tp, dict) and "mean" in tp else ""))
         if result.get("drift_ppm") is not None:
             lines.append(f"drift {number(result['drift_ppm'])} ppm")
+    elif verdict == "misbehaved":
+        lines += [f"{p['property']}: {p['detail']}" for p in result.get("properties") or [] if not p["ok"]] \
+            or [str(result["misbehaved"].get("detail") or "")]
     elif verdict == "bugcheck":
         b = result["bugcheck"]
         head = f"bugcheck {hexa(b['code'])}" + (f" {b['name']}" if b.get("name") else "")
@@ -238,6 +241,31 @@ def _fig(label: str, text: str, field_name: str, raw) -> dict:
             "raw": json.dumps(raw, sort_keys=True, separators=(",", ":"))}
 
 
+def _bound_text(bound) -> str:
+    """A property's bound as recorded in the boot JSON: "|drift| <= 500 ppm, >= 2 idle ticks"."""
+    if not isinstance(bound, dict):
+        return "no bound: any occurrence breaks it"
+    words = {"max_drift_ppm": "|drift| <= {} ppm", "min_idle_ticks": ">= {} idle ticks",
+             "max_rate_error_ppm": "|rate error| <= {} ppm", "max_error_ppm": "|error| <= {} ppm",
+             "min_halts_per_call": ">= {} halts per call", "boot": "exported and called: {}"}
+    return ", ".join(words.get(k, k + " {}").format(", ".join(v) if isinstance(v, list) else number(v))
+                     for k, v in bound.items())
+
+
+def property_figures(result: dict) -> list[dict]:
+    """One figure row per judged property (gen2sim/judge.py): kept or BROKEN with its figure, the bound the boot
+    was judged by and the bound's reason (both as recorded in the boot JSON)."""
+    rows = []
+    for p in result.get("properties") or []:
+        figure = p.get("figure")
+        shown = p["detail"] if not p["ok"] else (", ".join(f"{k} {v}" for k, v in figure.items())
+                                                    if isinstance(figure, dict) else "—")
+        text = (f"{'kept' if p['ok'] else 'BROKEN'}: {shown}; bound {_bound_text(p.get('bound'))}"
+                + (f" ({p['reason']})" if p.get("reason") else ""))
+        rows.append(_fig(f"judged: {p['property']}", text, "properties", p))
+    return rows
+
+
 def boot_view(run: Run, svg: str) -> dict:
     """Everything the page shows for one boot."""
     r = run.result
@@ -278,6 +306,7 @@ def boot_view(run: Run, svg: str) -> dict:
         text = (f"{number(stall.get('requested_us'))} µs asked, measured "
                 + ", ".join(number(m) for m in measured) + " µs")
         figures.append(_fig("KeStallExecutionProcessor", text, "stall", stall))
+    figures += property_figures(r)
     options = variant_of(r) or "defaults"
     figures.append(_fig("boot options", options, "seconds", r.get("seconds")))
     figures.append(_fig("trace", f"{count(r.get('trace_records'))} records, sha256 {r.get('trace_sha256') or '—'}",
