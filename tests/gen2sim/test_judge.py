@@ -286,3 +286,21 @@ def test_report_shows_broken_properties_and_bounds(tmp_path):
     assert "misbehaved" in table and "clock: drift 14,625,000 ppm" in table
     assert "judged: clock" in html and "BROKEN" in html and "bound |drift| &lt;= 500 ppm" in html
     assert load_bounds().reasons["stall"] in html
+
+
+@pytest.fixture(scope="module")
+def project_hals(reference_build):
+    """Our reference HAL and the gen2 variant of each target (built by SCons, no-op when up to date)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import run_scons
+
+    run_scons(REPO, *[f"build/{t}/gen2/validation.json" for t in TARGETS])
+    return {(t, flavor): REPO / "build" / t / flavor / "hal.dll" for t in TARGETS for flavor in ("reference", "gen2")}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("flavor,platform", [("reference", "gen1"), ("gen2", "gen1"), ("gen2", "gen2")])
+def test_project_hals_keep_every_property(project_hals, target, flavor, platform):
+    r = boot(project_hals[(target, flavor)], target, platform).result
+    assert r["verdict"] == "booted", r.get("misbehaved") or r.get("fault") or r.get("hang") or r.get("bugcheck")
+    assert all(p["ok"] for p in r["properties"]), r["properties"]
