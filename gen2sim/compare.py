@@ -275,6 +275,8 @@ def verdict_text(result: dict) -> str:
         return f"fault {f.get('kind')} in {f.get('function')}: {f.get('detail')}"
     if verdict == "load-error" and result.get("load_error"):
         return f"load-error: {result['load_error'].get('reason')}"
+    if verdict == "misbehaved" and result.get("misbehaved"):
+        return f"misbehaved: {result['misbehaved'].get('detail')}"
     return str(verdict)
 
 

@@ -22,7 +22,7 @@ from collections import Counter
 from hashlib import sha256
 from pathlib import Path
 
-VERDICTS = {"booted", "bugcheck", "hang", "fault", "load-error", "reset"}
+VERDICTS = {"booted", "misbehaved", "bugcheck", "hang", "fault", "load-error", "reset"}
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
