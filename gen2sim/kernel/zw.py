@@ -106,6 +106,14 @@ def _value_info(k, cls: int, name: str, kind: int, data: bytes, buf: int, length
         tail = [(fixed, wname)]
     else:
         return STATUS_INVALID_INFO_CLASS
+    return _fill_info(k, buf, length, result, s, fixed, need, fields, tail)
+
+
+def _fill_info(k, buf: int, length: int, result: int, s: str, fixed: int, need: int, fields: dict,
+               tail: list) -> int:
+    """Write a variable-length information structure the Zw*Key calls return: the size needed to ``result``;
+    the fixed part (``fields`` of structure ``s``) if ``length`` holds it, else STATUS_BUFFER_TOO_SMALL; the
+    variable part (``tail``: offset, bytes) if it fits, else STATUS_BUFFER_OVERFLOW (the fixed part stays)."""
     if result:
         k.mem.vput(result, 4, need)
     if length < fixed:
@@ -207,17 +215,7 @@ def ZwQueryKey(k, KeyHandle, KeyInformationClass, KeyInformation, Length, Result
                   "MaxValueDataLen": max((len(v[2]) for v in vals), default=0)}
     else:
         return STATUS_INVALID_INFO_CLASS
-    if ResultLength:
-        k.mem.vput(ResultLength, 4, need)
-    if Length < fixed:
-        return STATUS_BUFFER_TOO_SMALL
-    for f, v in fields.items():
-        k.put(KeyInformation, s, f, v)
-    if Length < need:
-        return STATUS_BUFFER_OVERFLOW
-    for off, blob in tail:
-        k.mem.vwrite(KeyInformation + off, blob)
-    return STATUS_SUCCESS
+    return _fill_info(k, KeyInformation, Length, ResultLength, s, fixed, need, fields, tail)
 
 
 declare("NTSTATUS ZwPowerInformation(POWER_INFORMATION_LEVEL InformationLevel, PVOID InputBuffer, "

@@ -149,19 +149,8 @@ pytestmark = pytest.mark.skipif(not build.toolchain_present(), reason="mingw-w64
 
 def build_probe(tmp_path: Path, defect: str | None) -> Path:
     """Compile the probe HAL with ``defect`` defined (None: the correct probe); returns its hal.dll."""
-    out = tmp_path / (defect or "correct").lower()
-    out.mkdir()
-    (out / "hal.c").write_text(SOURCE)
-    (out / "ntos.def").write_text("LIBRARY ntoskrnl.exe\nEXPORTS\n" + "".join(f"{n}\n" for n in IMPORTS))
-    subprocess.run([build.DLLTOOL, "-d", str(out / "ntos.def"), "-l", str(out / "libntos.a"), "-D", "ntoskrnl.exe"],
-                   check=True)
-    dll = out / "hal.dll"
-    subprocess.run([build.CC, "-O1", "-ffreestanding", "-nostdlib", "-mno-red-zone", "-fno-stack-protector",
-                    "-shared", "-Wl,--subsystem,native", "-Wl,--image-base,0xFFFFF80001600000",
-                    "-Wl,--entry,HalInitSystem", "-Wl,--no-insert-timestamp",
-                    *([f"-D{defect}"] if defect else []), str(out / "hal.c"), str(out / "libntos.a"), "-o", str(dll)],
-                   check=True)
-    return dll
+    return build.build_probe_hal(tmp_path / (defect or "correct").lower(), SOURCE, IMPORTS,
+                                 *([defect] if defect else []))
 
 
 def _props(result: dict) -> dict:

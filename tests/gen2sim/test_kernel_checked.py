@@ -94,19 +94,8 @@ __declspec(dllexport) u8 HalInitSystem(u32 Phase, void *LoaderBlock)
 def build_hal(tmp_path: Path, target: str, misuse: str, phase: int, start_irql: int) -> Path:
     """Compile the test HAL with ``misuse`` in HalInitSystem(``phase``), which first sets CR8 to ``start_irql``,
     against an import library of IMPORTS."""
-    out = tmp_path / misuse.lower()
-    out.mkdir()
-    (out / "hal.c").write_text(SOURCE)
-    (out / "ntos.def").write_text("LIBRARY ntoskrnl.exe\nEXPORTS\n" + "".join(f"{n}\n" for n in IMPORTS))
-    subprocess.run([build.DLLTOOL, "-d", str(out / "ntos.def"), "-l", str(out / "libntos.a"), "-D", "ntoskrnl.exe"],
-                   check=True)
-    dll = out / "hal.dll"
-    subprocess.run([build.CC, "-O1", "-ffreestanding", "-nostdlib", "-mno-red-zone", "-fno-stack-protector",
-                    "-shared", "-Wl,--subsystem,native", "-Wl,--image-base,0xFFFFF80001600000",
-                    "-Wl,--entry,HalInitSystem", "-Wl,--no-insert-timestamp", f"-D{misuse}",
-                    f"-DMISUSE_PHASE={phase}", f"-DSTART_IRQL={start_irql}", str(out / "hal.c"), str(out / "libntos.a"), "-o", str(dll)],
-                   check=True)
-    return dll
+    return build.build_probe_hal(tmp_path / misuse.lower(), SOURCE, IMPORTS, misuse, f"MISUSE_PHASE={phase}",
+                                 f"START_IRQL={start_irql}")
 
 
 @pytest.mark.parametrize("target,misuse,phase,start,code,p1", [
