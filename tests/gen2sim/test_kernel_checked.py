@@ -7,7 +7,6 @@ the misuse happens in HalInitSystem before any other export is needed).  The rul
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
