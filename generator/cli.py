@@ -64,6 +64,34 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(analyze.report(model))
     if args.json:
         analyze.write_json(model, args.json)
+    if args.profile is None:
+        return 0
+    return _check_roles(model, args.profile)
+
+
+def _check_roles(model, profile_name: str) -> int:
+    """Print whether each role of the profile (every feature) binds to a function of ``model`` showing the
+    hardware it expects, as ``generate`` would verify it; 1 when a binding is refused, 2 for a bad profile."""
+    from . import rules
+
+    try:
+        profile = rules.load_profile(profile_name)
+    except rules.RuleError as exc:
+        print(f"gen2hal analyze: {exc}", file=sys.stderr)
+        return 2
+    print("")
+    print(f"== roles of profile {profile.name} (checked against {profile.checked_revision})")
+    try:
+        bindings = rules.bind(model, profile, rules.parse_features(None))
+    except rules.RuleError as exc:
+        print(f"  {exc}")
+        for line in exc.lines:
+            print(f"  refused: {line}")
+        return 1
+    for b in bindings:
+        target = b.function.name if b.function is not None else b.role.file
+        state = f"skipped ({b.skipped})" if b.skipped else "bound"
+        print(f"  {b.role.name:22} {target:32} {state}")
     return 0
 
 
@@ -151,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help=unit_help)
     p.add_argument("--unit", default="hal", help="which DLL of the tree: hal (default), halmp, ...")
     p.add_argument("--target", default="reactos-amd64", help="kernel ABI whose flags and exports to use")
+    p.add_argument("--profile", metavar="NAME",
+                   help="also check the role map NAME (hal_src or reactos; what `generate --profile` binds) against "
+                        "the analysis and list each role's function; exit 1 if a binding is refused")
     p.add_argument("--json", metavar="OUT", help="also write the model as JSON to OUT")
     p.add_argument("--keep-going", action="store_true", help="report the errors of every file, not just the first")
     p.set_defaults(func=_cmd_analyze)

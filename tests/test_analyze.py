@@ -206,8 +206,8 @@ def test_cli_keep_going_lists_every_broken_file(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("option", [("--unit", "halxyz"), ("--target", "winxp-i386")])
-def test_cli_unknown_unit_or_target_exits_2(option, tmp_path):
+@pytest.mark.parametrize("option", [("--unit", "halxyz"), ("--target", "winxp-i386"), ("--profile", "linux")])
+def test_cli_unknown_unit_target_or_profile_exits_2(option, tmp_path):
     proc = run_cli("analyze", str(FIXTURE), *option)
     assert proc.returncode == 2
     assert option[1] in proc.stderr
@@ -226,3 +226,14 @@ def test_pch_and_token_scan_equal_the_reference_path_on_hal_src():
     fast = unit_model(HAL_SRC)
     slow = unit_model(HAL_SRC, use_pch=False, exhaustive=True)
     assert json.dumps(fast.to_json(), sort_keys=True) == json.dumps(slow.to_json(), sort_keys=True)
+
+
+def test_cli_profile_checks_the_role_map():
+    """--profile checks the role map generate would bind: hal_src's own map binds on hal_src; upstream ReactOS's
+    map refuses it (its HalInitSystem has another shape), naming the role and function."""
+    ok = run_cli("analyze", str(HAL_SRC), "--profile", "hal_src")
+    assert ok.returncode == 0, ok.stderr
+    assert re.search(r"^  madt-check +HalpVerifyPcatCompatibility +bound$", ok.stdout, re.M)
+    refused = run_cli("analyze", str(HAL_SRC), "--profile", "reactos")
+    assert refused.returncode == 1
+    assert "refused: role hv-init: HalInitSystem (generic/halinit.c:" in refused.stdout

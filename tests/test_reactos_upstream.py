@@ -8,6 +8,7 @@ from an earlier run.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def test_legacy_dependencies_of_section_3_with_call_paths(hal_model):
     assert any(f == "ApicInitializeLocalApic" and n == 0x1B for f, n, _ in msrs)
     for cls in ("lapic-mmio", "ioapic-mmio"):
         assert any(t.reachable for t in hal_model.touch_points if t.cls == cls), cls
+
+
+def test_cli_analyze_with_the_reactos_profile_binds_every_role(reactos_tree):
+    proc = subprocess.run([sys.executable, "-m", "generator.cli", "analyze", "--profile", "reactos",
+                           str(reactos_tree)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    roles = dict(re.findall(r"^  ([a-z-]+) +(\S+) +bound$", proc.stdout, re.M))
+    assert roles["legacy-pic-init"] == "HalpInitializeLegacyPICs" and roles["reboot"] == "HalpReboot"
+    assert roles["clock-interrupt"] == "HalpClockInterruptHandler" and len(roles) == 11
 
 
 def test_exports_are_hal_spec_amd64_entries(reactos_tree, hal_model):
