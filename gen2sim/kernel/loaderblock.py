@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 
 from ..memory import FRAMES_START, PAGE, PML4_GPA, TABLES_END, TABLES_START
+from . import gdata
 
 #: TYPE_OF_MEMORY values (ReactOS sdk/include/reactos/arc/arc.h; the same numbering in NT 5.2 and 6.1).
 LOADER_FREE = 2
@@ -60,14 +61,6 @@ def e820_map(k) -> list[tuple[int, int, int]]:
 def _list_init(k, head: int) -> None:
     k.mem.vput(head, 8, head)
     k.mem.vput(head + 8, 8, head)
-
-
-def _list_append(k, head: int, entry: int) -> None:
-    blink = k.mem.vu(head + 8, 8)
-    k.mem.vput(entry, 8, head)
-    k.mem.vput(entry + 8, 8, blink)
-    k.mem.vput(blink, 8, entry)
-    k.mem.vput(head + 8, 8, entry)
 
 
 def build_loader_block(k) -> int:
@@ -112,7 +105,7 @@ def _memory_descriptors(k, head: int) -> None:
         k.put(d, "memory_allocation_descriptor", "MemoryType", kind)
         k.put(d, "memory_allocation_descriptor", "BasePage", base)
         k.put(d, "memory_allocation_descriptor", "PageCount", count)
-        _list_append(k, head, d + k.L.off("memory_allocation_descriptor", "ListEntry"))
+        gdata.list_insert_tail(k, head, d + k.L.off("memory_allocation_descriptor", "ListEntry"))
     k.memory_descriptor_list = head
 
 
