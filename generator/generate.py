@@ -465,9 +465,10 @@ def _tool_inputs(prof: rules.Profile, target: str) -> dict[str, str]:
 
 
 def up_to_date(src: str | Path, out: str | Path, features: str | None = None, profile: str = "hal_src",
-               target: str = "reactos-amd64") -> bool:
+               target: str = "reactos-amd64", unit=None) -> bool:
     """Whether ``out`` holds a generation of exactly these inputs (same SRC bytes, tool files, options), so the
-    build can skip the analysis. Any doubt (no manifest, unknown option) answers False."""
+    build can skip the analysis. Any doubt (no manifest, unknown option) answers False. ``unit``: the build
+    unit at ``src`` when the caller has read it already."""
     src, out = Path(src), Path(out)
     try:
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -479,7 +480,7 @@ def up_to_date(src: str | Path, out: str | Path, features: str | None = None, pr
             manifest.get("features")) != (TOOL, __version__, profile, target, wanted):
         return False
     try:
-        hal_dir = _unit(src, target).hal_root
+        hal_dir = (unit or _unit(src, target)).hal_root
     except GenerateError:
         return False
     current = {rel: _sha256((hal_dir / rel).read_bytes()) for rel in _walk(hal_dir)}
@@ -513,10 +514,11 @@ def _check_inputs(src: Path, out: Path, features_text: str | None, profile_name:
 
 
 def generate(src: str | Path, out: str | Path, features: str | None = None, profile: str = "hal_src",
-             target: str = "reactos-amd64") -> Result:
+             target: str = "reactos-amd64", unit=None) -> Result:
     """Generate the variant of ``src`` into ``out`` (layout in the module docstring).
 
-    ``features`` is the comma-separated ``--features`` value (None: all). Raises ``GenerateError`` (and, for
+    ``features`` is the comma-separated ``--features`` value (None: all); ``unit`` the build unit at ``src``
+    when the caller has read it already. Raises ``GenerateError`` (and, for
     analysis or binding problems, ``AnalyzeError``/``RuleError``, which the CLI reports alike) before writing
     anything.
     """
@@ -532,7 +534,7 @@ def generate(src: str | Path, out: str | Path, features: str | None = None, prof
         load_target(target)
     except SpecError as exc:
         raise GenerateError(str(exc)) from None
-    unit = _unit(src, target)
+    unit = unit or _unit(src, target)
     hal_dir = unit.hal_root
     patch_prefix = _patch_prefix(unit)
     # Snapshot the HAL folder before the analysis; the extents are only valid for exactly these bytes.
